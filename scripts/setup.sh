@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything convnets needs on a fresh Debian machine: system packages and a project venv
+# holding PyPI's torch==2.11.0 (whose LibTorch we link) plus the Python reference packages the tests use.
+# Idempotent and non-interactive; each step is skipped when already satisfied.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  cmake ninja-build ccache g++ pkg-config
+  libjpeg62-turbo-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  dataset-fashion-mnist
+)
+TORCH_VERSION=2.11.0
+PIP_PACKAGES=("torch==${TORCH_VERSION}" "torchvision==0.26.0" "timm==1.0.31" "safetensors" "numpy" "pillow")
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python - <<PYEOF 2>/dev/null
+import importlib.metadata as m, sys
+want = {"torch": "${TORCH_VERSION}", "torchvision": "0.26.0", "timm": "1.0.31"}
+for name, version in want.items():
+    if m.version(name) != version:
+        sys.exit(1)
+import safetensors, numpy, PIL  # noqa: F401
+PYEOF
+then
+  echo "[setup] pip install ${PIP_PACKAGES[*]} (large download on a fresh machine)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q "${PIP_PACKAGES[@]}"
+fi
+echo "[setup] ok: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

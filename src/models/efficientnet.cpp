@@ -1,0 +1,158 @@
+#include "models/efficientnet.h"
+
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+namespace convnets {
+
+const std::vector<MBConvStageConfig>& efficientnet_b0_stages() {
+  // expand, kernel, stride, in, out, repeats (recipe-spec §2.3, TF order rearranged)
+  static const std::vector<MBConvStageConfig> stages = {
+      {1, 3, 1, 32, 16, 1},  {6, 3, 2, 16, 24, 2},   {6, 5, 2, 24, 40, 2},   {6, 3, 2, 40, 80, 3},
+      {6, 5, 1, 80, 112, 3}, {6, 5, 2, 112, 192, 4}, {6, 3, 1, 192, 320, 1},
+  };
+  return stages;
+}
+
+int64_t round_filters(double channels, double width_mult) {
+  const double scaled = channels * width_mult;
+  int64_t rounded = std::max<int64_t>(8, static_cast<int64_t>(scaled + 4) / 8 * 8);
+  if (rounded < 0.9 * scaled) rounded += 8;
+  return rounded;
+}
+
+int64_t round_repeats(int64_t repeats, double depth_mult) {
+  return static_cast<int64_t>(std::ceil(static_cast<double>(repeats) * depth_mult));
+}
+
+torch::Tensor stochastic_depth(const torch::Tensor& x, double p, bool training) {
+  if (!training || p == 0.0) return x;
+  // Same op sequence as torchvision.ops.stochastic_depth, so a shared seed draws the same mask.
+  const double survival = 1.0 - p;
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = x.size(0);
+  torch::Tensor noise = torch::empty(shape, x.options()).bernoulli_(survival);
+  if (survival > 0.0) noise.div_(survival);
+  return x * noise;
+}
+
+SqueezeExcitationImpl::SqueezeExcitationImpl(int64_t channels, int64_t squeeze_channels) {
+  fc1 = register_module("fc1", make_conv(channels, squeeze_channels, 1, 1, 1, /*bias=*/true));
+  fc2 = register_module("fc2", make_conv(squeeze_channels, channels, 1, 1, 1, /*bias=*/true));
+}
+
+torch::Tensor SqueezeExcitationImpl::forward(torch::Tensor x) {
+  torch::Tensor scale = x.mean({2, 3}, /*keepdim=*/true);
+  scale = conv_forward(fc1, scale);
+  torch::silu_(scale);
+  scale = conv_forward(fc2, scale).sigmoid_();
+  return scale * x;
+}
+
+MBConvImpl::MBConvImpl(const MBConvStageConfig& c, double drop_rate, const BatchNormConfig& bn)
+    : drop_rate_(drop_rate), use_residual_(c.stride == 1 && c.in_channels == c.out_channels) {
+  const int64_t expanded =
+      round_filters(static_cast<double>(c.in_channels), static_cast<double>(c.expand_ratio));
+  if (expanded != c.in_channels) {
+    expand = ConvNormAct(c.in_channels, expanded, 1, 1, 1, Activation::kSiLU, bn);
+    block->push_back(expand);
+  }
+  depthwise = ConvNormAct(expanded, expanded, c.kernel, c.stride, expanded, Activation::kSiLU, bn);
+  se = SqueezeExcitation(expanded, std::max<int64_t>(1, c.in_channels / 4));
+  project = ConvNormAct(expanded, c.out_channels, 1, 1, 1, Activation::kNone, bn);
+  block->push_back(depthwise);
+  block->push_back(se);
+  block->push_back(project);
+  register_module("block", block);
+}
+
+torch::Tensor MBConvImpl::forward(torch::Tensor x) {
+  torch::Tensor out = expand.is_empty() ? x : expand->forward(x);
+  out = project->forward(se->forward(depthwise->forward(out)));
+  if (!use_residual_) return out;
+  out = stochastic_depth(out, drop_rate_, is_training());
+  out += x;
+  return out;
+}
+
+EfficientNetImpl::EfficientNetImpl(const EfficientNetOptions& o) : ConvNetImpl("EfficientNet"), options_(o) {
+  const BatchNormConfig bn{o.bn_momentum(), o.bn_eps()};
+  std::vector<MBConvStageConfig> stages;
+  int64_t total_blocks = 0;
+  for (auto c : efficientnet_b0_stages()) {
+    c.in_channels = round_filters(static_cast<double>(c.in_channels), o.width_mult());
+    c.out_channels = round_filters(static_cast<double>(c.out_channels), o.width_mult());
+    c.repeats = round_repeats(c.repeats, o.depth_mult());
+    total_blocks += c.repeats;
+    stages.push_back(c);
+  }
+
+  const int64_t stem_channels = stages.front().in_channels;
+  auto stem = ConvNormAct(3, stem_channels, 3, 2, 1, Activation::kSiLU, bn);
+  features->push_back(stem);
+  stages_.push_back(
+      {"stem", {stem.ptr()}, [stem](const torch::Tensor& x) mutable { return stem->forward(x); }});
+
+  int64_t block_index = 0;
+  for (size_t s = 0; s < stages.size(); ++s) {
+    torch::nn::ModuleList stage;
+    std::vector<MBConv> blocks;
+    MBConvStageConfig c = stages[s];
+    for (int64_t r = 0; r < stages[s].repeats; ++r) {
+      if (r > 0) {
+        c.in_channels = c.out_channels;
+        c.stride = 1;
+      }
+      const double drop =
+          o.stochastic_depth() * static_cast<double>(block_index) / static_cast<double>(total_blocks);
+      blocks.emplace_back(c, drop, bn);
+      stage->push_back(blocks.back());
+      ++block_index;
+    }
+    features->push_back(stage);
+    stages_.push_back(
+        {"features." + std::to_string(s + 1), {stage.ptr()}, [blocks](const torch::Tensor& x) mutable {
+           torch::Tensor y = x;
+           for (auto& block : blocks) y = block->forward(y);
+           return y;
+         }});
+  }
+
+  const int64_t head_in = stages.back().out_channels;
+  const int64_t head_channels = 4 * head_in;  // = round_filters(1280, width)
+  auto head = ConvNormAct(head_in, head_channels, 1, 1, 1, Activation::kSiLU, bn);
+  features->push_back(head);
+  register_module("features", features);
+
+  dropout = torch::nn::Dropout(torch::nn::DropoutOptions(o.dropout()));
+  fc = torch::nn::Linear(head_channels, o.num_classes());
+  classifier->push_back(dropout);
+  classifier->push_back(fc);
+  register_module("classifier", classifier);
+  stages_.push_back({"head", {head.ptr(), fc.ptr()}, [this, head](const torch::Tensor& x) mutable {
+                       torch::Tensor y = head->forward(x).mean({2, 3});
+                       return linear_forward(fc, dropout->forward(y));
+                     }});
+  reset_parameters();
+}
+
+void EfficientNetImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  for (auto& module : modules(/*include_self=*/false)) {
+    if (auto* conv = module->as<torch::nn::Conv2dImpl>()) {
+      // VarianceScaling(2.0, fan_out, truncated normal) on every conv, SE convs included; biases zero.
+      variance_scaling_truncated_(conv->weight, 2.0,
+                                  tf_fan(conv->weight, conv->options.groups(), FanMode::kFanOut));
+      if (conv->bias.defined()) conv->bias.zero_();
+    } else if (auto* norm = module->as<torch::nn::BatchNorm2dImpl>()) {
+      norm->reset_parameters();
+    }
+  }
+  // Dense: VarianceScaling(1/3, fan_out, uniform) = U(+-sqrt(1/num_classes)).
+  const double limit = std::sqrt(1.0 / static_cast<double>(options_.num_classes()));
+  fc->weight.uniform_(-limit, limit);
+  fc->bias.zero_();
+}
+
+}  // namespace convnets

@@ -1,0 +1,82 @@
+// EfficientNet v1 B0..B7 with torchvision's module layout (features.N / classifier.1) and the TF recipe's
+// hyper-parameters (BN momentum 0.01 / eps 1e-3, fan_out truncated-normal init, drop-connect up to 0.2).
+#pragma once
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+
+#include "models/init.h"
+#include "models/layers.h"
+
+namespace convnets {
+
+// One row of the B0 block table: a stage of `repeats` MBConv blocks.
+struct MBConvStageConfig {
+  int64_t expand_ratio, kernel, stride, in_channels, out_channels, repeats;
+};
+const std::vector<MBConvStageConfig>& efficientnet_b0_stages();
+
+// round_filters: channels * width rounded to a multiple of 8 (never below 90% of the exact value).
+int64_t round_filters(double channels, double width_mult);
+// round_repeats: ceil(repeats * depth).
+int64_t round_repeats(int64_t repeats, double depth_mult);
+
+struct EfficientNetOptions {
+  EfficientNetOptions(double width_mult, double depth_mult, double dropout)
+      : width_mult_(width_mult), depth_mult_(depth_mult), dropout_(dropout) {}
+  TORCH_ARG(double, width_mult);
+  TORCH_ARG(double, depth_mult);
+  TORCH_ARG(double, dropout);  // before the classifier
+  TORCH_ARG(double,
+            stochastic_depth) = 0.2;  // per-sample drop rate of the last block (linear in block index)
+  TORCH_ARG(int64_t, num_classes) = 1000;
+  TORCH_ARG(double, bn_momentum) = 0.01;
+  TORCH_ARG(double, bn_eps) = 1e-3;
+};
+
+// Per-sample stochastic depth ("row" mode): drops whole residual branches, scaling survivors by 1/(1-p).
+torch::Tensor stochastic_depth(const torch::Tensor& x, double p, bool training);
+
+// Squeeze-excitation: GAP -> 1x1 conv (fc1) -> SiLU -> 1x1 conv (fc2) -> sigmoid -> scale.
+class SqueezeExcitationImpl : public torch::nn::Module {
+ public:
+  SqueezeExcitationImpl(int64_t channels, int64_t squeeze_channels);
+  torch::Tensor forward(torch::Tensor x);
+  torch::nn::Conv2d fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(SqueezeExcitation);
+
+// Inverted residual: [expand 1x1] -> depthwise kxk -> SE -> project 1x1, all under the child `block`.
+class MBConvImpl : public torch::nn::Module {
+ public:
+  MBConvImpl(const MBConvStageConfig& config, double drop_rate, const BatchNormConfig& bn);
+  torch::Tensor forward(torch::Tensor x);
+  double drop_rate() const { return drop_rate_; }
+  bool has_residual() const { return use_residual_; }
+
+  torch::nn::ModuleList block;  // [expand], depthwise, se, project
+  ConvNormAct expand{nullptr}, depthwise{nullptr}, project{nullptr};
+  SqueezeExcitation se{nullptr};
+
+ private:
+  double drop_rate_;
+  bool use_residual_;
+};
+TORCH_MODULE(MBConv);
+
+class EfficientNetImpl : public ConvNetImpl {
+ public:
+  explicit EfficientNetImpl(const EfficientNetOptions& options);
+  void reset_parameters();
+  const EfficientNetOptions& options() const { return options_; }
+
+  torch::nn::ModuleList features;    // 0: stem, 1..7: lists of MBConv blocks, 8: head conv
+  torch::nn::ModuleList classifier;  // 0: dropout, 1: linear
+  torch::nn::Dropout dropout{nullptr};
+  torch::nn::Linear fc{nullptr};
+
+ private:
+  EfficientNetOptions options_;
+};
+TORCH_MODULE(EfficientNet);
+
+}  // namespace convnets

@@ -1,0 +1,54 @@
+// The model zoo: every architecture with its defaults (resolution, crop, interpolation, mean/std, recipe).
+#pragma once
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/init.h"
+#include "models/layers.h"
+
+namespace convnets {
+
+struct DataDefaults {
+  int64_t train_size;          // random-resized-crop output
+  int64_t eval_size;           // center-crop output
+  double crop_pct;             // eval: crop = eval_size / crop_pct of the shorter side, then resize
+  std::string interpolation;   // "bilinear" | "bicubic"
+  std::array<double, 3> mean;  // RGB, on the 0..1 scale
+  std::array<double, 3> std;
+};
+
+// The seed recipe a model trains with by default (recipe-spec §1.8 / §2.8), in PyTorch conventions.
+struct RecipeDefaults {
+  std::string name;
+  std::string summary;
+};
+
+// Architecture knobs a caller may override; unset fields keep the entry's defaults.
+struct ModelOverrides {
+  std::optional<int64_t> num_classes = std::nullopt;
+  std::optional<double> dropout = std::nullopt;           // EfficientNet
+  std::optional<double> stochastic_depth = std::nullopt;  // EfficientNet
+  std::optional<bool> zero_init_residual = std::nullopt;  // ResNet
+  std::optional<FanMode> init_mode = std::nullopt;        // ResNet
+  std::optional<double> bn_momentum = std::nullopt;
+  std::optional<double> bn_eps = std::nullopt;
+};
+
+struct ModelEntry {
+  std::string name;
+  std::string family;  // "resnet" | "efficientnet"
+  DataDefaults data;
+  RecipeDefaults recipe;
+  double dropout;  // classifier dropout (0 for ResNets)
+  std::function<ConvNetPtr(const ModelOverrides&)> create;
+};
+
+const std::vector<ModelEntry>& model_registry();
+std::vector<std::string> model_names();
+// Throws std::invalid_argument naming the allowed architectures when `name` is unknown.
+const ModelEntry& find_model(const std::string& name);
+ConvNetPtr create_model(const std::string& name, const ModelOverrides& overrides = {});
+
+}  // namespace convnets

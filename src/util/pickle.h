@@ -1,0 +1,61 @@
+// A restricted pickle reader/writer for PyTorch's .pt format. It never executes code: the only callables it
+// knows are the tensor-rebuild functions and OrderedDict; any other global is kept as an opaque object.
+#pragma once
+#include <torch/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace convnets::pickle {
+
+struct Value;
+using ValuePtr = std::shared_ptr<Value>;
+
+struct Value {
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kBytes,
+    kTuple,
+    kList,
+    kDict,
+    kGlobal,
+    kObject,
+    kTensor
+  };
+  Kind kind = Kind::kNone;
+  bool b = false;
+  int64_t i = 0;
+  double f = 0;
+  std::string s;                // string, bytes, or "module.name" of a global / object's class
+  std::vector<ValuePtr> items;  // tuple, list, dict (key, value, key, value, ...), object's args
+  torch::Tensor tensor;
+
+  bool is_string() const { return kind == Kind::kString; }
+  // Dict lookup by string key; nullptr when absent or not a dict.
+  ValuePtr get(const std::string& key) const;
+};
+
+// Resolves a persistent id ('storage', <dtype global>, key, location, numel) to a flat storage tensor.
+using StorageLoader =
+    std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype, int64_t numel)>;
+
+// Parses a pickle (protocols 2-5, the opcodes PyTorch's torch.save emits and a few more). Throws
+// std::runtime_error prefixed by `context` on any malformed or unsupported input.
+ValuePtr load(std::string_view data, const StorageLoader& storages, const std::string& context);
+
+// "torch.FloatStorage" -> Float, etc.; throws for unknown storage types.
+torch::ScalarType storage_dtype(const std::string& global_name);
+std::string storage_global(torch::ScalarType dtype);  // inverse: "FloatStorage"
+
+// Writes a protocol-2 pickle of {name: tensor} in torch.save's layout; tensor i refers to storage key
+// std::to_string(i) (the caller writes the bytes as "<archive>/data/<i>").
+std::string dump_tensor_dict(const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
+
+}  // namespace convnets::pickle

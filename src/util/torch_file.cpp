@@ -1,0 +1,98 @@
+#include "util/torch_file.h"
+
+#include <torch/torch.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "util/file_io.h"
+#include "util/zip_archive.h"
+
+namespace convnets {
+
+pickle::ValuePtr parse_torch_file(std::string_view bytes, const std::string& context) {
+  if (bytes.size() >= 2 && bytes.substr(0, 2) != "PK") {
+    throw std::runtime_error(context +
+                             ": not a zip-format torch.save file (legacy pre-1.6 format or not a .pt file)");
+  }
+  ZipReader zip(bytes, context);
+  std::string prefix;
+  for (const auto& name : zip.names()) {
+    if (name.size() > 9 && name.compare(name.size() - 9, 9, "/data.pkl") == 0) {
+      prefix = name.substr(0, name.size() - 8);
+      break;
+    }
+  }
+  if (prefix.empty()) throw std::runtime_error(context + ": no data.pkl record; not a torch.save file");
+  if (zip.contains(prefix + "byteorder") && zip.read(prefix + "byteorder") != "little") {
+    throw std::runtime_error(context + ": big-endian torch.save files are not supported");
+  }
+  auto storages = [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    const std::string record = prefix + "data/" + key;
+    if (!zip.contains(record))
+      throw std::runtime_error(context + ": missing tensor storage record '" + record + "'");
+    std::string_view raw = zip.read(record);
+    const auto elem = static_cast<int64_t>(c10::elementSize(dtype));
+    if (numel > static_cast<int64_t>(raw.size()) / elem) {
+      throw std::runtime_error(context + ": storage '" + record + "' holds " + std::to_string(raw.size()) +
+                               " bytes, fewer than " + std::to_string(numel) + " elements of " +
+                               c10::toString(dtype));
+    }
+    torch::Tensor t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
+    if (numel > 0) std::memcpy(t.data_ptr(), raw.data(), static_cast<size_t>(numel * elem));
+    return t;
+  };
+  return pickle::load(zip.read(prefix + "data.pkl"), storages, context);
+}
+
+NamedTensors torch_state_dict_from_bytes(std::string_view bytes, const std::string& context) {
+  pickle::ValuePtr root = parse_torch_file(bytes, context);
+  if (root->kind != pickle::Value::Kind::kDict)
+    throw std::runtime_error(context + ": top-level object is not a dict");
+  pickle::ValuePtr dict = root;
+  for (const char* key : {"state_dict", "model"}) {
+    if (auto inner = root->get(key); inner && inner->kind == pickle::Value::Kind::kDict) {
+      dict = inner;
+      break;
+    }
+  }
+  NamedTensors out;
+  for (size_t k = 0; k + 1 < dict->items.size(); k += 2) {
+    const auto& key = dict->items[k];
+    const auto& value = dict->items[k + 1];
+    if (!key->is_string()) throw std::runtime_error(context + ": state dict has a non-string key");
+    if (value->kind != pickle::Value::Kind::kTensor) {
+      throw std::runtime_error(context + ": entry '" + key->s + "' is not a tensor");
+    }
+    out.emplace_back(key->s, value->tensor);
+  }
+  if (out.empty()) throw std::runtime_error(context + ": no tensors found");
+  return out;
+}
+
+NamedTensors load_torch_state_dict(const std::string& path) {
+  const std::string bytes = read_file(path);
+  return torch_state_dict_from_bytes(bytes, path);
+}
+
+std::string torch_state_dict_bytes(const NamedTensors& tensors) {
+  std::vector<std::pair<std::string, torch::Tensor>> cpu;
+  cpu.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) cpu.emplace_back(name, t.detach().to(torch::kCPU).contiguous());
+  ZipWriter zip;
+  zip.add("archive/data.pkl", pickle::dump_tensor_dict(cpu));
+  zip.add("archive/byteorder", "little");
+  for (size_t k = 0; k < cpu.size(); ++k) {
+    const torch::Tensor& t = cpu[k].second;
+    zip.add("archive/data/" + std::to_string(k),
+            std::string_view(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.nbytes())));
+  }
+  zip.add("archive/version", "3\n");
+  return zip.finish();
+}
+
+void save_torch_state_dict(const std::string& path, const NamedTensors& tensors) {
+  write_file_atomic(path, torch_state_dict_bytes(tensors));
+}
+
+}  // namespace convnets

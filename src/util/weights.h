@@ -1,0 +1,23 @@
+// Model weights in and out: .pt (torch.save) and .safetensors, torchvision and timm naming.
+#pragma once
+#include <string>
+
+#include "util/state_dict.h"
+
+namespace convnets {
+
+// Reads a state dict from a torch.save file or a .safetensors file (recognised by content, not extension).
+NamedTensors load_weights(const std::string& path);
+
+// Writes by extension: .safetensors, or .pt / .pth for torch.save format. Atomic.
+void save_weights(const std::string& path, const NamedTensors& tensors);
+
+// Makes foreign key names ours (= torchvision's): strips a DataParallel/DDP "module." prefix and renames
+// timm's EfficientNet layout (conv_stem, blocks.S.B.conv_dw, conv_head, ...) when it is recognised.
+// ResNets need no mapping: timm and torchvision share their names.
+NamedTensors normalize_keys(const NamedTensors& tensors);
+
+// load_weights + normalize_keys + load_state_dict.
+LoadReport load_model_weights(torch::nn::Module& model, const std::string& path, bool strict = true);
+
+}  // namespace convnets
