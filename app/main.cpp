@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   convnets::app::add_models_command(app);
   convnets::app::add_info_command(app);
+  convnets::app::add_prepare_data_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

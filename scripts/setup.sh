@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   cmake ninja-build ccache g++ pkg-config
-  libjpeg62-turbo-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev
+  libjpeg62-turbo-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   dataset-fashion-mnist
 )
 TORCH_VERSION=2.11.0
-PIP_PACKAGES=("torch==${TORCH_VERSION}" "torchvision==0.26.0" "timm==1.0.31" "safetensors" "numpy" "pillow")
+PIP_PACKAGES=("torch==${TORCH_VERSION}" "torchvision==0.26.0" "timm==1.0.31" "tensorflow-cpu==2.21.0" "safetensors" "numpy"
+              "pillow")
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -35,7 +36,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python - <<PYEOF 2>/dev/null
 import importlib.metadata as m, sys
-want = {"torch": "${TORCH_VERSION}", "torchvision": "0.26.0", "timm": "1.0.31"}
+want = {"torch": "${TORCH_VERSION}", "torchvision": "0.26.0", "timm": "1.0.31", "tensorflow-cpu": "2.21.0"}
 for name, version in want.items():
     if m.version(name) != version:
         sys.exit(1)

@@ -120,11 +120,14 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& con
   for (size_t k = 0; k < order.size(); ++k) order[k] = k;
   std::sort(order.begin(), order.end(),
             [&](size_t a, size_t b) { return ranges[a].begin < ranges[b].begin; });
-  for (size_t k = 1; k < order.size(); ++k) {
-    const auto& prev = ranges[order[k - 1]];
-    const auto& cur = ranges[order[k]];
-    if (cur.begin < prev.end)
-      throw std::runtime_error(context + ": tensors '" + prev.name + "' and '" + cur.name + "' overlap");
+  const Range* prev = nullptr;
+  for (size_t k : order) {
+    const Range& cur = ranges[k];
+    if (cur.begin == cur.end) continue;  // empty tensors occupy no bytes
+    if (prev && cur.begin < prev->end) {
+      throw std::runtime_error(context + ": tensors '" + prev->name + "' and '" + cur.name + "' overlap");
+    }
+    prev = &cur;
   }
   NamedTensors sorted;
   for (size_t k : order) sorted.push_back(std::move(file.tensors[k]));

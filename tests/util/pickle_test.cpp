@@ -38,8 +38,8 @@ TEST(Pickle, MalformedPicklesFailCleanly) {
     throw std::runtime_error("no storage");
   };
   for (const std::string& bad : {std::string(""), std::string("\x80\x02"), std::string("\x80\x02}q\x05"),
-                                std::string("\x80\x02(((((((t"), std::string("\x80\x02h\x09."),
-                                std::string("\x80\x02\xff"), std::string("\x80\x02X\xff\xff\xff\x7f")}) {
+                                 std::string("\x80\x02(((((((t"), std::string("\x80\x02h\x09."),
+                                 std::string("\x80\x02\xff"), std::string("\x80\x02X\xff\xff\xff\x7f")}) {
     EXPECT_THROW(pickle::load(bad, no_storage, "bad.pkl"), std::runtime_error) << bad.size();
   }
 }

@@ -1,0 +1,46 @@
+// `convnets prepare_data`: datasets -> ImageNet-schema TFRecord shards + DALI index files.
+#include <cstdio>
+
+#include "commands.h"
+#include "data/prepare_data.h"
+
+namespace convnets::app {
+
+void add_prepare_data_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("prepare_data",
+                                 "Convert a dataset into ImageNet-schema TFRecord shards with index files");
+  struct Args {
+    std::string format = "fashion_mnist";
+    std::string input = "/usr/share/datasets/fashion-mnist";
+    std::string output;
+    ShardWriterOptions shards;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("--format", args->format, "Input format: IDX files of Fashion-MNIST or MNIST")
+      ->check(CLI::IsMember({"fashion_mnist", "mnist"}))
+      ->capture_default_str();
+  cmd->add_option("--input", args->input, "Input directory")->capture_default_str();
+  cmd->add_option("--output", args->output, "Output directory for the shards (indexes go to <output>/idx)")
+      ->required();
+  cmd->add_option("--train-shards,--train_shards", args->shards.train_shards, "Number of train-* shards")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--validation-shards,--validation_shards", args->shards.validation_shards,
+                  "Number of validation-* shards")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--jpeg-quality,--jpeg_quality", args->shards.jpeg_quality,
+                  "JPEG quality of re-encoded images")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd->callback([args] {
+    args->shards.output_dir = args->output;
+    const PrepareReport report = prepare_idx_dataset(args->input, args->shards);
+    std::printf("wrote %lld train and %lld validation records in %zu shards to %s (indexes in %s/idx)\n",
+                static_cast<long long>(report.train_records),
+                static_cast<long long>(report.validation_records), report.files.size(), args->output.c_str(),
+                args->output.c_str());
+  });
+}
+
+}  // namespace convnets::app

@@ -1,0 +1,76 @@
+#include "data/tfrecord_dataset.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <stdexcept>
+
+#include "data/record_index.h"
+
+namespace convnets {
+namespace fs = std::filesystem;
+
+std::vector<std::string> find_shards(const std::string& data_dir, const std::string& split) {
+  if (data_dir.empty()) throw std::runtime_error("no data directory given");
+  if (!fs::is_directory(data_dir))
+    throw std::runtime_error("data directory '" + data_dir + "' does not exist");
+  std::vector<std::string> shards, others;
+  for (const auto& entry : fs::directory_iterator(data_dir)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string name = entry.path().filename().string();
+    (name.rfind(split + "-", 0) == 0 ? shards : others).push_back(entry.path().string());
+  }
+  if (shards.empty()) {
+    throw std::runtime_error("no '" + split + "-*' TFRecord shards in '" + data_dir + "' (" +
+                             (others.empty() ? std::string("the directory is empty")
+                                             : std::to_string(others.size()) + " other files") +
+                             "); convert data with `convnets prepare_data`");
+  }
+  std::sort(shards.begin(), shards.end());
+  return shards;
+}
+
+TFRecordDataset::TFRecordDataset(const std::vector<std::string>& shards, const DatasetOptions& options)
+    : options_(options) {
+  if (shards.empty()) throw std::runtime_error("TFRecordDataset: no shards");
+  files_.reserve(shards.size());
+  for (size_t s = 0; s < shards.size(); ++s) {
+    files_.emplace_back(shards[s]);
+    RecordError error{shards[s], 0, ""};
+    const auto spans = shard_spans(shards[s], files_.back().bytes(), options.index_dir, &error);
+    if (!error.what.empty()) bad(error);
+    for (const auto& span : spans) records_.push_back({static_cast<uint32_t>(s), span});
+  }
+  if (records_.empty())
+    throw std::runtime_error("no readable records in " + std::to_string(shards.size()) + " shards");
+}
+
+void TFRecordDataset::bad(const RecordError& error) const {
+  if (options_.strict) throw std::runtime_error("bad record: " + error.describe());
+  ++skipped_;
+  std::cerr << "warning: skipping bad record: " << error.describe() << "\n";
+}
+
+void TFRecordDataset::report_bad(int64_t index, const std::string& what) const {
+  const Entry& e = records_.at(static_cast<size_t>(index));
+  bad({files_[e.shard].path(), e.span.offset, what});
+}
+
+bool TFRecordDataset::get(int64_t index, ImageRecord& out) const {
+  const Entry& e = records_.at(static_cast<size_t>(index));
+  const MappedFile& file = files_[e.shard];
+  std::string_view data;
+  RecordError error;
+  if (!read_record(file.bytes(), e.span, file.path(), data, error)) {
+    bad(error);
+    return false;
+  }
+  std::string why;
+  if (!decode_imagenet_record(data, options_.num_classes, out, why)) {
+    bad({file.path(), e.span.offset, why});
+    return false;
+  }
+  return true;
+}
+
+}  // namespace convnets
