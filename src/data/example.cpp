@@ -94,9 +94,11 @@ bool parse_list(std::string_view data, Feature& f, std::string& error) {
         if (!r.bytes(packed)) return false;
         if (packed.size() % 4)
           return r.fail("packed float list of " + std::to_string(packed.size()) + " bytes");
-        const size_t old = f.floats.size();
-        f.floats.resize(old + packed.size() / 4);
-        std::memcpy(f.floats.data() + old, packed.data(), packed.size());
+        if (!packed.empty()) {  // memcpy into an empty vector's null data() is undefined
+          const size_t old = f.floats.size();
+          f.floats.resize(old + packed.size() / 4);
+          std::memcpy(f.floats.data() + old, packed.data(), packed.size());
+        }
       } else {
         return r.fail("float_list value with wire type " + std::to_string(wire));
       }

@@ -11,6 +11,8 @@ uint32_t crc32_ieee(const void* data, size_t size, uint32_t crc = 0);
 uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
 
 // TFRecord stores masked CRC-32Cs: rotate right by 15 bits and add a constant.
-inline uint32_t mask_crc32c(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
+inline uint32_t mask_crc32c(uint32_t crc) {
+  return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
+}
 
 }  // namespace convnets

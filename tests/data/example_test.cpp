@@ -51,6 +51,21 @@ TEST(Example, ImageNetSchemaChecks) {
   EXPECT_NE(error.find("image/class/label"), std::string::npos);
 }
 
+// Found by the libFuzzer target: an empty *packed* float list (field present, zero bytes) is valid.
+TEST(Example, EmptyPackedFloatList) {
+  using namespace std::string_literals;
+  const std::string feature = "\x12\x02\x0a\x00"s;                 // float_list { value: packed, 0 bytes }
+  const std::string entry = "\x0a\x01k\x12"s + char(feature.size()) + feature;
+  const std::string features = "\x0a"s + char(entry.size()) + entry;
+  const std::string example = "\x0a"s + char(features.size()) + features;
+  Example e;
+  std::string error;
+  ASSERT_TRUE(parse_example(example, e, error)) << error;
+  ASSERT_NE(e.find("k"), nullptr);
+  EXPECT_EQ(e.find("k")->kind, Feature::Kind::kFloat);
+  EXPECT_TRUE(e.find("k")->floats.empty());
+}
+
 TEST(Example, MutatedExamplesNeverCrash) {
   ImageRecordFields f;
   f.jpeg = std::string(200, 'j');

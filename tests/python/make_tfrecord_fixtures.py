@@ -36,6 +36,24 @@ def float_feature(v):
     return tf.train.Feature(float_list=tf.train.FloatList(value=v))
 
 
+def write_fuzz_seeds(root, shard_dir, expected):
+    """Valid inputs for the libFuzzer targets to mutate from."""
+    seeds = {name: os.path.join(root, "fuzz_seeds", name) for name in ("tfrecord", "example", "jpeg")}
+    for d in seeds.values():
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(shard_dir, "train-00000-of-00003"), "rb") as f:
+        shard = f.read()
+    with open(os.path.join(seeds["tfrecord"], "shard0"), "wb") as f:
+        f.write(shard)
+    for i, raw in enumerate(tf.data.TFRecordDataset(os.path.join(shard_dir, "train-00000-of-00003"))):
+        with open(os.path.join(seeds["example"], f"example{i}"), "wb") as f:
+            f.write(raw.numpy())
+    for key, value in expected.items():
+        if key.startswith("encoded."):
+            with open(os.path.join(seeds["jpeg"], key), "wb") as f:
+                f.write(b"\x03\x05" + value.tobytes())
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
@@ -97,6 +115,7 @@ def main():
                     f.seek(4 + length + 4, 1)
                     idx.write(f"{start} {f.tell() - start}\n")
     safetensors.numpy.save_file(expected, os.path.join(out, "expected.safetensors"))
+    write_fuzz_seeds(args.out, out, expected)
     print(f"wrote {shards} shards with TensorFlow {tf.__version__}")
 
 

@@ -1,0 +1,156 @@
+#include "data/loader.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <set>
+
+#include "data/imagenet_record.h"
+#include "data/jpeg_codec.h"
+#include "data/tfrecord.h"
+#include "test_support.h"
+#include "util/file_io.h"
+
+namespace convnets {
+namespace {
+
+// 37 JPEGs of assorted sizes in two shards; label i % 10 (stored 1-based); record `corrupt` has a bad JPEG.
+std::shared_ptr<TFRecordDataset> make_dataset(const testing::ScratchDir& dir, int corrupt = -1) {
+  std::string shards[2];
+  for (int i = 0; i < 37; ++i) {
+    ImageU8 img(40 + i % 7 * 9, 50 + i % 5 * 11);
+    for (size_t p = 0; p < img.pixels.size(); ++p) img.pixels[p] = static_cast<uint8_t>((p * (i + 3)) % 251);
+    ImageRecordFields f;
+    f.jpeg = encode_jpeg(img, 90);
+    if (i == corrupt) f.jpeg = "this is not a JPEG";
+    f.label = i % 10 + 1;
+    append_record(shards[i % 2], encode_imagenet_record(f));
+  }
+  write_file_atomic(dir.file("train-00000-of-00002"), shards[0]);
+  write_file_atomic(dir.file("train-00001-of-00002"), shards[1]);
+  return std::make_shared<TFRecordDataset>(find_shards(dir.path().string(), "train"),
+                                           DatasetOptions{.num_classes = 10});
+}
+
+LoaderOptions small(bool train, int workers) {
+  LoaderOptions o;
+  o.batch_size = 8;
+  o.workers = workers;
+  o.train = train;
+  o.seed = 42;
+  o.train_transform.size = 32;
+  o.eval_transform.size = 32;
+  o.eval_transform.resize_shorter = 36;
+  return o;
+}
+
+std::vector<Batch> epoch(Loader& loader, int64_t e, int64_t first = 0) {
+  loader.start_epoch(e, first);
+  std::vector<Batch> out;
+  while (auto b = loader.next()) out.push_back(*b);
+  return out;
+}
+
+}  // namespace
+
+TEST(Loader, EvalSeesEveryRecordOnceWithAPartialLastBatch) {
+  testing::ScratchDir dir;
+  auto dataset = make_dataset(dir);
+  Loader loader(dataset, small(false, 3));
+  EXPECT_EQ(loader.batches_per_epoch(), 5);
+  const auto batches = epoch(loader, 0);
+  ASSERT_EQ(batches.size(), 5u);
+  EXPECT_EQ(batches.back().images.size(0), 37 - 32);
+  EXPECT_EQ(batches[0].images.sizes(), (std::vector<int64_t>{8, 32, 32, 3}));
+  std::vector<int64_t> counts(10, 0);
+  for (const auto& b : batches) {
+    for (int64_t i = 0; i < b.labels.size(0); ++i) ++counts[b.labels[i].item<int64_t>()];
+  }
+  EXPECT_EQ(counts, (std::vector<int64_t>{4, 4, 4, 4, 4, 4, 4, 3, 3, 3}));
+}
+
+TEST(Loader, DeterministicAcrossWorkerCountsAndReshuffledPerEpoch) {
+  testing::ScratchDir dir;
+  auto dataset = make_dataset(dir);
+  Loader one(dataset, small(true, 1)), four(dataset, small(true, 4));
+  EXPECT_EQ(one.batches_per_epoch(), 4);  // drop_last: 37 / 8
+  const auto a = epoch(one, 3), b = epoch(four, 3);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a[i].images, b[i].images)) << i;
+    EXPECT_TRUE(torch::equal(a[i].labels, b[i].labels)) << i;
+  }
+  const auto c = epoch(one, 4);
+  EXPECT_FALSE(torch::equal(a[0].labels, c[0].labels) && torch::equal(a[0].images, c[0].images));
+}
+
+TEST(Loader, ResumedEpochContinuesWithTheSameBatches) {
+  testing::ScratchDir dir;
+  auto dataset = make_dataset(dir);
+  Loader loader(dataset, small(true, 2));
+  const auto full = epoch(loader, 7);
+  const auto resumed = epoch(loader, 7, 2);
+  ASSERT_EQ(resumed.size(), full.size() - 2);
+  for (size_t i = 0; i < resumed.size(); ++i) {
+    EXPECT_EQ(resumed[i].index, full[i + 2].index);
+    EXPECT_TRUE(torch::equal(resumed[i].images, full[i + 2].images));
+  }
+  // Restarting mid-epoch discards in-flight work of the old one.
+  loader.start_epoch(1);
+  ASSERT_TRUE(loader.next().has_value());
+  const auto again = epoch(loader, 7);
+  EXPECT_TRUE(torch::equal(again[0].images, full[0].images));
+}
+
+TEST(Loader, RanksSplitTheEpoch) {
+  testing::ScratchDir dir;
+  auto dataset = make_dataset(dir);
+  std::multiset<int64_t> labels;
+  int64_t total = 0;
+  for (int rank = 0; rank < 3; ++rank) {
+    LoaderOptions o = small(false, 2);
+    o.rank = rank;
+    o.world_size = 3;
+    Loader loader(dataset, o);
+    for (const auto& b : epoch(loader, 0)) total += b.labels.size(0);
+  }
+  EXPECT_EQ(total, 37);  // exact totals, no record twice or dropped
+}
+
+TEST(Loader, BadJpegIsSubstitutedInTrainingAndLeftOutInEval) {
+  testing::ScratchDir dir;
+  auto dataset = make_dataset(dir, /*corrupt=*/5);
+  Loader train(dataset, small(true, 2));
+  for (int64_t e = 0; e < 10 && dataset->skipped() == 0;
+       ++e) {  // drop_last may leave record 5 out of an epoch
+    for (const auto& b : epoch(train, e)) EXPECT_EQ(b.images.size(0), 8);
+  }
+  EXPECT_GE(dataset->skipped(), 1);
+  Loader eval(dataset, small(false, 2));
+  int64_t total = 0;
+  for (const auto& b : epoch(eval, 0)) total += b.labels.size(0);
+  EXPECT_EQ(total, 36);
+}
+
+TEST(Loader, NormalizeImagesMatchesTheFormula) {
+  const torch::Tensor u8 = torch::randint(0, 256, {2, 5, 4, 3}, torch::kUInt8);
+  const std::array<double, 3> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};
+  const torch::Tensor out = normalize_images(u8, mean, std);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 3, 5, 4}));
+  EXPECT_TRUE(out.is_contiguous(at::MemoryFormat::ChannelsLast));
+  const torch::Tensor ref = (u8.permute({0, 3, 1, 2}).to(torch::kFloat) / 255 -
+                             torch::tensor({0.485, 0.456, 0.406}).view({1, 3, 1, 1})) /
+                            torch::tensor({0.229, 0.224, 0.225}).view({1, 3, 1, 1});
+  EXPECT_LT(testing::rel_error(out, ref), 1e-6);
+}
+
+TEST(Loader, SyntheticBatchesAreFixedAndInRange) {
+  SyntheticLoader synthetic(4, 16, 10, 1);
+  const Batch a = synthetic.next(0, 0), b = synthetic.next(0, 1);
+  EXPECT_TRUE(torch::equal(a.images, b.images));
+  EXPECT_EQ(a.images.sizes(), (std::vector<int64_t>{4, 16, 16, 3}));
+  EXPECT_GE(a.labels.min().item<int64_t>(), 0);
+  EXPECT_LT(a.labels.max().item<int64_t>(), 10);
+}
+
+}  // namespace convnets
