@@ -72,42 +72,52 @@ inline uint8_t clip8(int32_t v) {
   return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-ImageU8 horizontal(const ImageU8& in, int out_width, int row0, int rows, const Coefficients& c) {
-  ImageU8 out(rows, out_width);
+// Output row yy = sum over taps of input rows (from `row_offset`), weighted: accumulating whole rows keeps
+// the inner loop contiguous, which the compiler vectorises. Integer sums make the order irrelevant, so the
+// result is Pillow's exactly.
+// AVX2 clone where the CPU has it: SSE2 has no 32-bit integer multiply, so the default build vectorises
+// poorly.
+__attribute__((target_clones("avx2", "default"))) ImageU8 convolve_rows(const ImageU8& in, int out_height,
+                                                                        const Coefficients& c,
+                                                                        int row_offset) {
+  ImageU8 out(out_height, in.width);
+  const int n = 3 * in.width;
+  std::vector<int32_t> acc(static_cast<size_t>(n));
+  for (int yy = 0; yy < out_height; ++yy) {
+    const int ymin = c.bounds[2 * yy] - row_offset, count = c.bounds[2 * yy + 1];
+    const int32_t* k = &c.weights[static_cast<size_t>(yy) * c.ksize];
+    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    for (int y = 0; y < count; ++y) {
+      const uint8_t* src = in.row(y + ymin);
+      const int32_t w = k[y];
+      int32_t* a = acc.data();
+      for (int x = 0; x < n; ++x) a[x] += src[x] * w;
+    }
+    uint8_t* dst = out.row(yy);
+    for (int x = 0; x < n; ++x) dst[x] = clip8(acc[x]);
+  }
+  return out;
+}
+
+// Swaps x and y (rows `row0`..`row0 + rows` of `in` become columns).
+ImageU8 transpose(const ImageU8& in, int row0, int rows) {
+  ImageU8 out(in.width, rows);
   for (int y = 0; y < rows; ++y) {
     const uint8_t* src = in.row(row0 + y);
-    uint8_t* dst = out.row(y);
-    for (int xx = 0; xx < out_width; ++xx) {
-      const int xmin = c.bounds[2 * xx], count = c.bounds[2 * xx + 1];
-      const int32_t* k = &c.weights[static_cast<size_t>(xx) * c.ksize];
-      int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
-      for (int x = 0; x < count; ++x) {
-        const uint8_t* p = src + 3 * (x + xmin);
-        s0 += p[0] * k[x];
-        s1 += p[1] * k[x];
-        s2 += p[2] * k[x];
-      }
-      dst[3 * xx] = clip8(s0);
-      dst[3 * xx + 1] = clip8(s1);
-      dst[3 * xx + 2] = clip8(s2);
+    for (int x = 0; x < in.width; ++x) {
+      uint8_t* d = out.row(x) + 3 * y;
+      d[0] = src[3 * x];
+      d[1] = src[3 * x + 1];
+      d[2] = src[3 * x + 2];
     }
   }
   return out;
 }
 
-ImageU8 vertical(const ImageU8& in, int out_height, const Coefficients& c, int row_offset) {
-  ImageU8 out(out_height, in.width);
-  for (int yy = 0; yy < out_height; ++yy) {
-    const int ymin = c.bounds[2 * yy] - row_offset, count = c.bounds[2 * yy + 1];
-    const int32_t* k = &c.weights[static_cast<size_t>(yy) * c.ksize];
-    uint8_t* dst = out.row(yy);
-    for (int x = 0; x < 3 * in.width; ++x) {
-      int32_t s = 1 << (kPrecisionBits - 1);
-      for (int y = 0; y < count; ++y) s += in.row(y + ymin)[x] * k[y];
-      dst[x] = clip8(s);
-    }
-  }
-  return out;
+// The horizontal pass is the row convolution of the transposed image.
+ImageU8 horizontal(const ImageU8& in, int out_width, int row0, int rows, const Coefficients& c) {
+  const ImageU8 columns = convolve_rows(transpose(in, row0, rows), out_width, c, 0);
+  return transpose(columns, 0, columns.height);
 }
 
 }  // namespace
@@ -140,7 +150,7 @@ ImageU8 resize(const ImageU8& in, int out_width, int out_height, Interpolation f
     row_offset = need_v ? first : 0;
     cur = &tmp;
   }
-  if (need_v) return vertical(*cur, out_height, cv, row_offset);
+  if (need_v) return convolve_rows(*cur, out_height, cv, row_offset);
   return need_h ? tmp : in;
 }
 

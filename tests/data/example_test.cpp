@@ -54,7 +54,7 @@ TEST(Example, ImageNetSchemaChecks) {
 // Found by the libFuzzer target: an empty *packed* float list (field present, zero bytes) is valid.
 TEST(Example, EmptyPackedFloatList) {
   using namespace std::string_literals;
-  const std::string feature = "\x12\x02\x0a\x00"s;                 // float_list { value: packed, 0 bytes }
+  const std::string feature = "\x12\x02\x0a\x00"s;  // float_list { value: packed, 0 bytes }
   const std::string entry = "\x0a\x01k\x12"s + char(feature.size()) + feature;
   const std::string features = "\x0a"s + char(entry.size()) + entry;
   const std::string example = "\x0a"s + char(features.size()) + features;
