@@ -1,6 +1,7 @@
 // A small, portable random generator: identical streams on every platform and standard library (the
 // distributions of <random> are implementation-defined), cheap to seed per sample.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace convnets {
@@ -30,6 +31,29 @@ class Rng {
     return n <= 1 ? 0 : static_cast<int64_t>(next() % static_cast<uint64_t>(n));
   }
   bool bernoulli(double p) { return uniform() < p; }
+  double normal() {  // Box-Muller (one of the pair; simplicity over speed)
+    const double u1 = 1.0 - uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+  }
+  // Marsaglia-Tsang; alpha < 1 through the boost Gamma(a) = Gamma(a + 1) * U^(1/a).
+  double gamma(double alpha) {
+    if (alpha < 1.0) return gamma(alpha + 1.0) * std::pow(1.0 - uniform(), 1.0 / alpha);
+    const double d = alpha - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+    while (true) {
+      double x, v;
+      do {
+        x = normal();
+        v = 1.0 + c * x;
+      } while (v <= 0.0);
+      v = v * v * v;
+      const double u = 1.0 - uniform();
+      if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
+    }
+  }
+  double beta(double a, double b) {
+    const double x = gamma(a), y = gamma(b);
+    return x / (x + y);
+  }
 
  private:
   static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
