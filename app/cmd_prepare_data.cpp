@@ -16,8 +16,10 @@ void add_prepare_data_command(CLI::App& app) {
     ShardWriterOptions shards;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--format", args->format, "Input format: IDX files of Fashion-MNIST or MNIST")
-      ->check(CLI::IsMember({"fashion_mnist", "mnist"}))
+  cmd->add_option("--format", args->format,
+                  "Input format: IDX files of Fashion-MNIST or MNIST, or an image folder "
+                  "<input>/{train,val}/<class>/*")
+      ->check(CLI::IsMember({"fashion_mnist", "mnist", "image_folder"}))
       ->capture_default_str();
   cmd->add_option("--input", args->input, "Input directory")->capture_default_str();
   cmd->add_option("--output", args->output, "Output directory for the shards (indexes go to <output>/idx)")
@@ -35,7 +37,9 @@ void add_prepare_data_command(CLI::App& app) {
       ->capture_default_str();
   cmd->callback([args] {
     args->shards.output_dir = args->output;
-    const PrepareReport report = prepare_idx_dataset(args->input, args->shards);
+    const PrepareReport report = args->format == "image_folder"
+                                     ? prepare_image_folder(args->input, args->shards)
+                                     : prepare_idx_dataset(args->input, args->shards);
     std::printf("wrote %lld train and %lld validation records in %zu shards to %s (indexes in %s/idx)\n",
                 static_cast<long long>(report.train_records),
                 static_cast<long long>(report.validation_records), report.files.size(), args->output.c_str(),

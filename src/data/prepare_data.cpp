@@ -1,15 +1,20 @@
 #include "data/prepare_data.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <stdexcept>
 
 #include "data/idx_file.h"
 #include "data/imagenet_record.h"
 #include "data/jpeg_codec.h"
+#include "data/png_codec.h"
 #include "data/record_index.h"
 #include "data/tfrecord.h"
 #include "util/file_io.h"
+#include "util/random.h"
 
 namespace convnets {
 namespace fs = std::filesystem;
@@ -30,29 +35,52 @@ std::string shard_name(const std::string& split, int index, int count) {
   return name;
 }
 
-// Splits `records` into `shards` contiguous shards and writes each (atomically) with its index file.
+// Streams records into `shards` shards of ceil(total / shards) records, each written atomically with its
+// index file as soon as it is full.
+class ShardWriter {
+ public:
+  ShardWriter(const ShardWriterOptions& options, std::string split, int shards, int64_t total,
+              PrepareReport& report)
+      : options_(options), split_(std::move(split)), shards_(shards), report_(report) {
+    if (shards < 1) throw std::invalid_argument("shard count for " + split_ + " must be >= 1");
+    per_shard_ = std::max<int64_t>(1, (total + shards - 1) / shards);
+    fs::create_directories(fs::path(options.output_dir) / "idx");
+  }
+  void add(std::string_view record) {
+    const uint64_t offset = shard_.size();
+    append_record(shard_, record);
+    spans_.push_back({offset, shard_.size() - offset});
+    if (static_cast<int64_t>(spans_.size()) == per_shard_) flush();
+  }
+  // Writes the last partial shard and any remaining empty ones, so that names say "-of-<shards>" truly.
+  void finish() {
+    while (index_ < shards_) flush();
+  }
+
+ private:
+  void flush() {
+    const std::string name = shard_name(split_, index_++, shards_);
+    const std::string path = (fs::path(options_.output_dir) / name).string();
+    write_file_atomic(path, shard_);
+    write_file_atomic((fs::path(options_.output_dir) / "idx" / name).string(), format_record_index(spans_));
+    report_.files.push_back(path);
+    shard_.clear();
+    spans_.clear();
+  }
+  const ShardWriterOptions& options_;
+  std::string split_;
+  int shards_, index_ = 0;
+  int64_t per_shard_;
+  PrepareReport& report_;
+  std::string shard_;
+  std::vector<RecordSpan> spans_;
+};
+
 void write_shards(const std::vector<std::string>& records, const std::string& split, int shards,
                   const ShardWriterOptions& options, PrepareReport& report) {
-  if (shards < 1) throw std::invalid_argument("shard count for " + split + " must be >= 1");
-  const fs::path idx_dir = fs::path(options.output_dir) / "idx";
-  fs::create_directories(idx_dir);
-  const size_t per_shard = (records.size() + static_cast<size_t>(shards) - 1) / static_cast<size_t>(shards);
-  for (int s = 0; s < shards; ++s) {
-    std::string shard;
-    std::vector<RecordSpan> spans;
-    const size_t begin = std::min(records.size(), static_cast<size_t>(s) * per_shard);
-    const size_t end = std::min(records.size(), begin + per_shard);
-    for (size_t i = begin; i < end; ++i) {
-      const uint64_t offset = shard.size();
-      append_record(shard, records[i]);
-      spans.push_back({offset, shard.size() - offset});
-    }
-    const std::string name = shard_name(split, s, shards);
-    const std::string path = (fs::path(options.output_dir) / name).string();
-    write_file_atomic(path, shard);
-    write_file_atomic((idx_dir / name).string(), format_record_index(spans));
-    report.files.push_back(path);
-  }
+  ShardWriter writer(options, split, shards, static_cast<int64_t>(records.size()), report);
+  for (const auto& r : records) writer.add(r);
+  writer.finish();
 }
 
 std::vector<std::string> idx_records(const IdxArray& images, const IdxArray& labels, const std::string& split,
@@ -88,6 +116,117 @@ std::vector<std::string> idx_records(const IdxArray& images, const IdxArray& lab
 }
 
 }  // namespace
+
+namespace {
+
+bool has_image_extension(const fs::path& p) {
+  std::string ext = p.extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".jpe";
+}
+
+struct FolderImage {
+  std::string path;
+  std::string relative;
+  int64_t label;  // 0-based
+};
+
+// Turns a file into an ImageNet-schema record; false with `why` when it is not a readable image.
+bool folder_record(const FolderImage& f, const std::vector<std::string>& classes, int quality,
+                   std::string& record, bool& reencoded, std::string& why) {
+  std::string bytes = read_file(f.path);
+  ImageRecordFields fields;
+  try {
+    if (is_png(bytes)) {
+      const ImageU8 img = decode_png(bytes);
+      fields.jpeg = encode_jpeg(img, quality);
+      fields.height = img.height;
+      fields.width = img.width;
+      reencoded = true;
+    } else {
+      const JpegInfo info = read_jpeg_info(bytes);
+      const ImageU8 img = decode_jpeg(bytes);  // validates the whole stream
+      reencoded = info.components != 3;
+      fields.jpeg = reencoded ? encode_jpeg(img, quality) : std::move(bytes);
+      fields.height = img.height;
+      fields.width = img.width;
+    }
+  } catch (const std::exception& e) {
+    why = e.what();
+    return false;
+  }
+  fields.label = f.label + 1;
+  fields.synset = classes[static_cast<size_t>(f.label)];
+  fields.text = classes[static_cast<size_t>(f.label)];
+  fields.filename = f.relative;
+  record = encode_imagenet_record(fields);
+  return true;
+}
+
+}  // namespace
+
+PrepareReport prepare_image_folder(const std::string& root, const ShardWriterOptions& options) {
+  const fs::path train_dir = fs::path(root) / "train";
+  if (!fs::is_directory(train_dir)) {
+    throw std::runtime_error("image folder '" + root +
+                             "' has no train/ directory (expected <root>/train/<class>/<image>)");
+  }
+  std::vector<std::string> classes;
+  for (const auto& e : fs::directory_iterator(train_dir)) {
+    if (e.is_directory()) classes.push_back(e.path().filename().string());
+  }
+  std::sort(classes.begin(), classes.end());
+  if (classes.empty()) throw std::runtime_error("'" + train_dir.string() + "' has no class directories");
+  fs::create_directories(options.output_dir);
+  PrepareReport report;
+  for (const std::string split : {"train", "val"}) {
+    fs::path dir = fs::path(root) / split;
+    if (split == "val" && !fs::is_directory(dir)) dir = fs::path(root) / "validation";
+    if (split == "val" && !fs::is_directory(dir)) continue;
+    std::vector<FolderImage> files;
+    for (const auto& c : fs::directory_iterator(dir)) {
+      if (!c.is_directory()) continue;
+      const std::string name = c.path().filename().string();
+      const auto it = std::find(classes.begin(), classes.end(), name);
+      if (it == classes.end())
+        throw std::runtime_error("class '" + name + "' of " + dir.string() + " is not in train/");
+      for (const auto& f : fs::recursive_directory_iterator(c.path())) {
+        if (!f.is_regular_file()) continue;
+        if (!has_image_extension(f.path())) {
+          report.skipped.push_back(f.path().string() + ": not a .jpg/.jpeg/.png file");
+          continue;
+        }
+        files.push_back({f.path().string(), fs::relative(f.path(), root).string(), it - classes.begin()});
+      }
+    }
+    std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+    if (split == "train") {  // fixed-seed shuffle, as build_imagenet_data.py shuffles with seed 12345
+      Rng rng(12345);
+      for (int64_t i = static_cast<int64_t>(files.size()) - 1; i > 0; --i) {
+        std::swap(files[static_cast<size_t>(i)], files[static_cast<size_t>(rng.uniform_int(i + 1))]);
+      }
+    }
+    const std::string name = split == "train" ? "train" : "validation";
+    ShardWriter writer(options, name, split == "train" ? options.train_shards : options.validation_shards,
+                       static_cast<int64_t>(files.size()), report);
+    int64_t written = 0;
+    for (const auto& f : files) {
+      std::string record, why;
+      bool reencoded = false;
+      if (!folder_record(f, classes, options.jpeg_quality, record, reencoded, why)) {
+        report.skipped.push_back(f.path + ": " + why);
+        continue;
+      }
+      writer.add(record);
+      report.reencoded += reencoded;
+      ++written;
+    }
+    writer.finish();
+    (split == "train" ? report.train_records : report.validation_records) = written;
+  }
+  for (const auto& s : report.skipped) std::cerr << "warning: skipped " << s << "\n";
+  return report;
+}
 
 const std::vector<std::string>& fashion_mnist_classes() {
   static const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

@@ -16,12 +16,21 @@ struct ShardWriterOptions {
 struct PrepareReport {
   std::vector<std::string> files;  // shards written, in order
   int64_t train_records = 0, validation_records = 0;
+  int64_t reencoded = 0;             // PNG, grayscale or CMYK inputs stored as RGB JPEG
+  std::vector<std::string> skipped;  // "path: reason" of inputs that are not readable images
 };
 
 // Fashion-MNIST (or MNIST) IDX files from `idx_dir` (train-images-idx3-ubyte[.gz],
 // train-labels-idx1-ubyte[.gz], t10k-*): 28x28 grayscale becomes RGB JPEG, labels 0..9 are stored 1-based
 // like ImageNet's. Shards: <out>/train-%05d-of-%05d, <out>/validation-%05d-of-%05d; indexes in <out>/idx/.
 PrepareReport prepare_idx_dataset(const std::string& idx_dir, const ShardWriterOptions& options);
+
+// An image folder: <root>/train/<class>/<image> and optionally <root>/val (or validation)/<class>/<image>.
+// Classes are the sorted directory names of train; labels are stored 1-based in that order. JPEG bytes are
+// kept as they are unless grayscale or CMYK; PNGs and those are re-encoded as RGB JPEG (as
+// build_imagenet_data.py does). Files that are neither JPEG nor PNG, or corrupt, are listed in `skipped`
+// with a warning on stderr. Train files are shuffled with a fixed seed; shards are written one at a time.
+PrepareReport prepare_image_folder(const std::string& root, const ShardWriterOptions& options);
 
 // Class names of Fashion-MNIST, index = 0-based label.
 const std::vector<std::string>& fashion_mnist_classes();
