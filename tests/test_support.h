@@ -6,8 +6,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <string>
+
+#include "util/safetensors.h"
 
 namespace convnets::testing {
 
@@ -28,6 +31,13 @@ inline std::string python_exe() {
 }
 inline std::string tests_source_dir() {
   return CONVNETS_TESTS_SOURCE_DIR;
+}
+
+// A fixture file's tensors by name (files written by the Python reference scripts).
+inline std::map<std::string, torch::Tensor> load_fixture(const std::string& relative_path) {
+  std::map<std::string, torch::Tensor> m;
+  for (auto& [k, v] : load_safetensors(fixtures_dir() + "/" + relative_path).tensors) m[k] = v;
+  return m;
 }
 
 // A corrupted copy of `good` for mutation fuzzing: every third trial truncates, the others flip 1-4 bytes.

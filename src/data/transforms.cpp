@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "data/augment.h"
 #include "data/jpeg_codec.h"
 
 namespace convnets {
@@ -57,6 +58,9 @@ ImageU8 train_transform(std::string_view jpeg, const std::vector<BoundingBox>& b
                       static_cast<double>(crop.x + crop.width), static_cast<double>(crop.y + crop.height)},
                      /*confined=*/true, o.size, o.size, o.interpolation, o.dct_scaling);
   if (flip) flip_horizontal(out);
+  if (o.augmentation == Augmentation::kAutoAugment) auto_augment(out, rng);
+  if (o.augmentation == Augmentation::kRandAugment)
+    rand_augment(out, o.randaugment_layers, o.randaugment_magnitude, rng);
   return out;
 }
 

@@ -12,6 +12,7 @@
 namespace convnets {
 
 enum class CropSampler { kDistortedBoundingBox, kResizedCrop };
+enum class Augmentation { kNone, kAutoAugment, kRandAugment };
 
 struct TrainTransformOptions {
   int size = 224;
@@ -21,6 +22,10 @@ struct TrainTransformOptions {
   ResizedCropOptions resized{};
   double flip_probability = 0.5;
   bool dct_scaling = true;  // decode at the smallest sufficient DCT scale (faster; approximates full decode)
+  // Applied last, on the uint8 crop (recipe-spec §2.5).
+  Augmentation augmentation = Augmentation::kNone;
+  int randaugment_layers = 2;
+  double randaugment_magnitude = 10;
 };
 
 enum class EvalCrop { kResizeShorterThenCenter, kCenterFractionThenResize };

@@ -132,6 +132,18 @@ TEST(Loader, BadJpegIsSubstitutedInTrainingAndLeftOutInEval) {
   EXPECT_EQ(total, 36);
 }
 
+TEST(Loader, AugmentedTrainingBatchesAreDeterministicAndDiffer) {
+  testing::ScratchDir dir;
+  auto dataset = make_dataset(dir);
+  LoaderOptions plain = small(true, 2), augmented = small(true, 3);
+  augmented.train_transform.augmentation = Augmentation::kRandAugment;
+  Loader a(dataset, plain), b(dataset, augmented), c(dataset, augmented);
+  const auto pa = epoch(a, 0), pb = epoch(b, 0), pc = epoch(c, 0);
+  EXPECT_TRUE(torch::equal(pa[0].labels, pb[0].labels));   // same records in the same order
+  EXPECT_FALSE(torch::equal(pa[0].images, pb[0].images));  // but augmented
+  EXPECT_TRUE(torch::equal(pb[0].images, pc[0].images));   // deterministically
+}
+
 TEST(Loader, NormalizeImagesMatchesTheFormula) {
   const torch::Tensor u8 = torch::randint(0, 256, {2, 5, 4, 3}, torch::kUInt8);
   const std::array<double, 3> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};

@@ -11,16 +11,7 @@
 #include "util/safetensors.h"
 
 namespace convnets {
-namespace {
-
-std::map<std::string, torch::Tensor> expected() {
-  std::map<std::string, torch::Tensor> m;
-  for (auto& [k, v] : load_safetensors(testing::fixtures_dir() + "/tfrecords/expected.safetensors").tensors)
-    m[k] = v;
-  return m;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST(TensorFlowTFRecords, ReadFieldForField) {
   const std::string dir = testing::fixtures_dir() + "/tfrecords";
@@ -28,7 +19,7 @@ TEST(TensorFlowTFRecords, ReadFieldForField) {
   ASSERT_EQ(shards.size(), 3u);
   TFRecordDataset dataset(shards, {.index_dir = dir + "/idx", .num_classes = 1000, .strict = true});
   ASSERT_EQ(dataset.size(), 12);
-  auto want = expected();
+  auto want = testing::load_fixture("tfrecords/expected.safetensors");
   int with_boxes = 0;
   for (int64_t i = 0; i < dataset.size(); ++i) {
     const std::string key = std::to_string(i / 4) + "." + std::to_string(i % 4);
@@ -53,7 +44,7 @@ TEST(TensorFlowTFRecords, ReadFieldForField) {
 
 // Full-image decode of RGB, grayscale and CMYK JPEGs equals PIL's convert("RGB") within +-1 per channel.
 TEST(TensorFlowTFRecords, JpegDecodeMatchesPil) {
-  auto want = expected();
+  auto want = testing::load_fixture("tfrecords/expected.safetensors");
   int modes_seen[3] = {0, 0, 0};
   for (int s = 0; s < 3; ++s) {
     for (int i = 0; i < 4; ++i) {

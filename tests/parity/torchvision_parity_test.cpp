@@ -14,13 +14,6 @@
 namespace convnets {
 namespace {
 
-std::map<std::string, torch::Tensor> load_io(const std::string& arch) {
-  std::map<std::string, torch::Tensor> io;
-  for (auto& [k, v] : load_safetensors(testing::fixtures_dir() + "/" + arch + "_io.safetensors").tensors)
-    io[k] = v;
-  return io;
-}
-
 // Python saved even-indexed architectures with torch.save and odd ones with the safetensors package.
 std::string weights_path(const std::string& arch) {
   const auto& names = model_names();
@@ -38,7 +31,7 @@ TEST_P(TorchvisionEval, LogitsMatch) {
   auto model = create_model(arch);
   load_model_weights(*model, weights_path(arch));
   model->eval();
-  auto io = load_io(arch);
+  auto io = testing::load_fixture(arch + "_io.safetensors");
   torch::NoGradGuard no_grad;
   const torch::Tensor logits = model->forward(io.at("input"));
   EXPECT_LT(testing::rel_error(logits, io.at("eval_logits")), 1e-5);
@@ -54,7 +47,7 @@ TEST_P(TorchvisionTrain, LossGradientsAndRunningStatsMatch) {
   const std::string arch = GetParam();
   auto model = create_model(arch);
   load_model_weights(*model, weights_path(arch));
-  auto io = load_io(arch);
+  auto io = testing::load_fixture(arch + "_io.safetensors");
   model->train();
   torch::manual_seed(1234);  // = TRAIN_SEED in the Python script
   const torch::Tensor logits = model->forward(io.at("input"));
@@ -97,7 +90,7 @@ TEST_P(Timm, StateDictLoadsAndLogitsMatch) {
   const LoadReport report = load_model_weights(*model, testing::fixtures_dir() + "/timm_" + arch + ".pt");
   EXPECT_TRUE(report.clean());
   model->eval();
-  auto io = load_io("timm_" + arch);
+  auto io = testing::load_fixture("timm_" + arch + "_io.safetensors");
   torch::NoGradGuard no_grad;
   EXPECT_LT(testing::rel_error(model->forward(io.at("input")), io.at("eval_logits")), 1e-5);
 }

@@ -15,13 +15,7 @@ namespace convnets {
 namespace {
 
 std::map<std::string, torch::Tensor>& fixtures() {
-  static std::map<std::string, torch::Tensor> m = [] {
-    std::map<std::string, torch::Tensor> r;
-    for (auto& [k, v] :
-         load_safetensors(testing::fixtures_dir() + "/transforms/expected.safetensors").tensors)
-      r[k] = v;
-    return r;
-  }();
+  static auto m = testing::load_fixture("transforms/expected.safetensors");
   return m;
 }
 

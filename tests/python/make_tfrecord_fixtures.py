@@ -13,15 +13,9 @@ import safetensors.numpy  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fixture_images import photo  # noqa: E402
+
 MODES = ["RGB", "L", "CMYK"]
-
-
-def photo(rng, h, w):
-    """Smooth random colours plus a little noise: JPEG-typical content."""
-    coarse = rng.integers(0, 256, size=(max(2, h // 16), max(2, w // 16), 3), dtype=np.uint8)
-    img = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC), dtype=np.int16)
-    img = img + rng.integers(-8, 9, size=img.shape)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
 def bytes_feature(v):

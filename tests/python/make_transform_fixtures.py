@@ -15,14 +15,9 @@ import torch  # noqa: E402
 import torchvision.transforms as T  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fixture_images import photo  # noqa: E402
+
 FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
-
-
-def photo(rng, h, w):
-    coarse = rng.integers(0, 256, size=(max(2, h // 12), max(2, w // 12), 3), dtype=np.uint8)
-    img = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC), dtype=np.int16)
-    img = img + rng.integers(-10, 11, size=img.shape)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
 def main():
@@ -34,7 +29,7 @@ def main():
     rng = np.random.default_rng(1)
     t = {}
     # 1. PIL resize with boxes, both filters, down and up.
-    src = photo(rng, 181, 263)
+    src = photo(rng, 181, 263, cell=12, noise=10)
     t["resize.src"] = np.asarray(src)
     cases = [(224, 224, (0, 0, 263, 181)), (57, 91, (10.5, 3.25, 200.75, 170.0)), (300, 200, (0, 0, 263, 181)),
              (64, 64, (100, 50, 140, 90)), (224, 224, (31, 7, 211, 160))]
@@ -45,7 +40,7 @@ def main():
     # 2. Eval transforms on JPEGs of several shapes (decoded by PIL, as torchvision does).
     for k, (h, w) in enumerate([(375, 500), (500, 333), (257, 256), (640, 427)]):
         buf = io.BytesIO()
-        photo(rng, h, w).save(buf, format="JPEG", quality=92)
+        photo(rng, h, w, cell=12, noise=10).save(buf, format="JPEG", quality=92)
         jpeg = buf.getvalue()
         img = Image.open(io.BytesIO(jpeg)).convert("RGB")
         t[f"eval.{k}.jpeg"] = np.frombuffer(jpeg, dtype=np.uint8)
