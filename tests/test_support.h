@@ -36,7 +36,9 @@ inline std::string tests_source_dir() {
 // A fixture file's tensors by name (files written by the Python reference scripts).
 inline std::map<std::string, torch::Tensor> load_fixture(const std::string& relative_path) {
   std::map<std::string, torch::Tensor> m;
-  for (auto& [k, v] : load_safetensors(fixtures_dir() + "/" + relative_path).tensors) m[k] = v;
+  std::string path = fixtures_dir();
+  path.append("/").append(relative_path);
+  for (auto& [k, v] : load_safetensors(path).tensors) m[k] = v;
   return m;
 }
 
