@@ -12,7 +12,7 @@
 
 namespace convnets {
 
-Loader::Loader(std::shared_ptr<const TFRecordDataset> dataset, const LoaderOptions& options)
+Loader::Loader(std::shared_ptr<const ImageSource> dataset, const LoaderOptions& options)
     : dataset_(std::move(dataset)), options_(options) {
   if (options_.batch_size < 1) throw std::invalid_argument("batch size must be >= 1");
   if (options_.workers < 1) throw std::invalid_argument("loader workers must be >= 1");
@@ -106,7 +106,8 @@ void Loader::worker_loop() {
 
 bool Loader::load_sample(int64_t record, int64_t epoch, uint8_t* out, int64_t& label) const {
   ImageRecord r;
-  if (!dataset_->get(record, r)) return false;
+  std::string storage;
+  if (!dataset_->get(record, r, storage)) return false;
   try {
     ImageU8 img;
     if (options_.train) {

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "data/tfrecord_dataset.h"
+#include "data/image_source.h"
 #include "data/transforms.h"
 
 namespace convnets {
@@ -40,7 +40,7 @@ struct LoaderOptions {
 
 class Loader {
  public:
-  Loader(std::shared_ptr<const TFRecordDataset> dataset, const LoaderOptions& options);
+  Loader(std::shared_ptr<const ImageSource> dataset, const LoaderOptions& options);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -57,7 +57,7 @@ class Loader {
   Batch make_batch(int64_t epoch, int64_t index, const std::vector<int64_t>& order) const;
   bool load_sample(int64_t record, int64_t epoch, uint8_t* out, int64_t& label) const;
 
-  std::shared_ptr<const TFRecordDataset> dataset_;
+  std::shared_ptr<const ImageSource> dataset_;
   LoaderOptions options_;
   bool pinned_ = false;
 

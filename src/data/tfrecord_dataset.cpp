@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <iostream>
 #include <stdexcept>
 
 #include "data/record_index.h"
@@ -31,29 +30,23 @@ std::vector<std::string> find_shards(const std::string& data_dir, const std::str
 }
 
 TFRecordDataset::TFRecordDataset(const std::vector<std::string>& shards, const DatasetOptions& options)
-    : options_(options) {
+    : ImageSource(options.strict), options_(options) {
   if (shards.empty()) throw std::runtime_error("TFRecordDataset: no shards");
   files_.reserve(shards.size());
   for (size_t s = 0; s < shards.size(); ++s) {
     files_.emplace_back(shards[s]);
     RecordError error{shards[s], 0, ""};
     const auto spans = shard_spans(shards[s], files_.back().bytes(), options.index_dir, &error);
-    if (!error.what.empty()) bad(error);
+    if (!error.what.empty()) bad(error.describe());
     for (const auto& span : spans) records_.push_back({static_cast<uint32_t>(s), span});
   }
   if (records_.empty())
     throw std::runtime_error("no readable records in " + std::to_string(shards.size()) + " shards");
 }
 
-void TFRecordDataset::bad(const RecordError& error) const {
-  if (options_.strict) throw std::runtime_error("bad record: " + error.describe());
-  ++skipped_;
-  std::cerr << "warning: skipping bad record: " << error.describe() << "\n";
-}
-
 void TFRecordDataset::report_bad(int64_t index, const std::string& what) const {
   const Entry& e = records_.at(static_cast<size_t>(index));
-  bad({files_[e.shard].path(), e.span.offset, what});
+  bad(RecordError{files_[e.shard].path(), e.span.offset, what}.describe());
 }
 
 bool TFRecordDataset::get(int64_t index, ImageRecord& out) const {
@@ -62,12 +55,12 @@ bool TFRecordDataset::get(int64_t index, ImageRecord& out) const {
   std::string_view data;
   RecordError error;
   if (!read_record(file.bytes(), e.span, file.path(), data, error)) {
-    bad(error);
+    bad(error.describe());
     return false;
   }
   std::string why;
   if (!decode_imagenet_record(data, options_.num_classes, out, why)) {
-    bad({file.path(), e.span.offset, why});
+    bad(RecordError{file.path(), e.span.offset, why}.describe());
     return false;
   }
   return true;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "data/image_source.h"
 #include "data/imagenet_record.h"
 #include "data/mapped_file.h"
 #include "data/tfrecord.h"
@@ -21,28 +22,27 @@ struct DatasetOptions {
   bool strict = false;  // bad records are errors instead of counted, logged skips
 };
 
-class TFRecordDataset {
+class TFRecordDataset : public ImageSource {
  public:
   TFRecordDataset(const std::vector<std::string>& shards, const DatasetOptions& options);
 
-  int64_t size() const { return static_cast<int64_t>(records_.size()); }
-  // Validates record `index` (both CRCs, schema, label range) into `out`. A bad record returns false after
-  // logging a warning that names file and offset (or throws std::runtime_error when strict).
+  int64_t size() const override { return static_cast<int64_t>(records_.size()); }
+  // Validates record `index` (both CRCs, schema, label range) into `out`, whose image bytes point into the
+  // mapped shard. A bad record is reported ("file @ offset: what") and returns false.
   bool get(int64_t index, ImageRecord& out) const;
-  int64_t skipped() const { return skipped_.load(); }
-  // Reports a record that failed later (e.g. its JPEG), with the same warn-or-throw policy.
-  void report_bad(int64_t index, const std::string& what) const;
+  bool get(int64_t index, ImageRecord& out, std::string& /*storage*/) const override {
+    return get(index, out);
+  }
+  void report_bad(int64_t index, const std::string& what) const override;
 
  private:
   struct Entry {
     uint32_t shard;
     RecordSpan span;
   };
-  void bad(const RecordError& error) const;
   DatasetOptions options_;
   std::vector<MappedFile> files_;
   std::vector<Entry> records_;
-  mutable std::atomic<int64_t> skipped_{0};
 };
 
 }  // namespace convnets

@@ -5,9 +5,11 @@
 
 #include <set>
 
+#include "data/image_folder_dataset.h"
 #include "data/imagenet_record.h"
 #include "data/jpeg_codec.h"
 #include "data/tfrecord.h"
+#include "data/tfrecord_dataset.h"
 #include "test_support.h"
 #include "util/file_io.h"
 
@@ -142,6 +144,30 @@ TEST(Loader, AugmentedTrainingBatchesAreDeterministicAndDiffer) {
   EXPECT_TRUE(torch::equal(pa[0].labels, pb[0].labels));   // same records in the same order
   EXPECT_FALSE(torch::equal(pa[0].images, pb[0].images));  // but augmented
   EXPECT_TRUE(torch::equal(pb[0].images, pc[0].images));   // deterministically
+}
+
+// The same loader over an image folder: labels from sorted class names, every file once, bad files skipped.
+TEST(Loader, ReadsAnImageFolderDirectly) {
+  testing::ScratchDir dir;
+  for (const char* cls : {"zebra", "ant"}) std::filesystem::create_directories(dir.path() / cls);
+  for (int i = 0; i < 5; ++i) {
+    ImageU8 img(30 + i, 40);
+    std::fill(img.pixels.begin(), img.pixels.end(), static_cast<uint8_t>(40 * i));
+    write_file_atomic(dir.file(std::string(i < 3 ? "ant" : "zebra") + "/img" + std::to_string(i) + ".jpg"),
+                      encode_jpeg(img, 90));
+  }
+  write_file_atomic(dir.file("ant/broken.jpg"), "not a jpeg");
+  auto folder = std::make_shared<ImageFolderDataset>(dir.path().string());
+  EXPECT_EQ(folder->classes(), (std::vector<std::string>{"ant", "zebra"}));
+  EXPECT_EQ(folder->size(), 6);
+  Loader loader(folder, small(false, 2));
+  std::vector<int64_t> counts(2, 0);
+  for (const auto& b : epoch(loader, 0)) {
+    for (int64_t i = 0; i < b.labels.size(0); ++i) ++counts[b.labels[i].item<int64_t>()];
+  }
+  EXPECT_EQ(counts, (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(folder->skipped(), 1);
+  EXPECT_THROW(ImageFolderDataset(dir.file("missing")), std::runtime_error);
 }
 
 TEST(Loader, NormalizeImagesMatchesTheFormula) {

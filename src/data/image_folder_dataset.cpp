@@ -1,0 +1,55 @@
+#include "data/image_folder_dataset.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <stdexcept>
+
+#include "data/jpeg_codec.h"
+#include "data/png_codec.h"
+#include "util/file_io.h"
+
+namespace convnets {
+namespace fs = std::filesystem;
+
+ImageFolderDataset::ImageFolderDataset(const std::string& root, bool strict) : ImageSource(strict) {
+  if (!fs::is_directory(root)) throw std::runtime_error("image folder '" + root + "' does not exist");
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (e.is_directory()) classes_.push_back(e.path().filename().string());
+  }
+  std::sort(classes_.begin(), classes_.end());
+  if (classes_.empty()) throw std::runtime_error("image folder '" + root + "' has no class directories");
+  for (size_t c = 0; c < classes_.size(); ++c) {
+    std::vector<std::string> paths;
+    for (const auto& f : fs::recursive_directory_iterator(fs::path(root) / classes_[c])) {
+      std::string ext = f.path().extension().string();
+      for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (f.is_regular_file() && (ext == ".jpg" || ext == ".jpeg" || ext == ".png"))
+        paths.push_back(f.path().string());
+    }
+    std::sort(paths.begin(), paths.end());
+    for (auto& p : paths) files_.emplace_back(std::move(p), static_cast<int64_t>(c));
+  }
+  if (files_.empty()) throw std::runtime_error("image folder '" + root + "' holds no .jpg/.jpeg/.png files");
+}
+
+bool ImageFolderDataset::get(int64_t index, ImageRecord& out, std::string& storage) const {
+  const auto& [path, label] = files_.at(static_cast<size_t>(index));
+  try {
+    storage = read_file(path);
+    if (is_png(storage)) storage = encode_jpeg(decode_png(storage), 95);  // rare (ImageNet has one PNG)
+  } catch (const std::exception& e) {
+    bad(path + ": " + e.what());
+    return false;
+  }
+  out.encoded = storage;
+  out.label = label;
+  out.boxes.clear();
+  return true;
+}
+
+void ImageFolderDataset::report_bad(int64_t index, const std::string& what) const {
+  bad(files_.at(static_cast<size_t>(index)).first + ": " + what);
+}
+
+}  // namespace convnets

@@ -1,0 +1,33 @@
+// What the loader reads from: an indexable set of labelled encoded images (TFRecord shards or an image
+// folder), with one bad-data policy: a bad item is a warning naming where it is, counted and skipped, or an
+// error when strict.
+#pragma once
+#include <atomic>
+#include <string>
+
+#include "data/imagenet_record.h"
+
+namespace convnets {
+
+class ImageSource {
+ public:
+  explicit ImageSource(bool strict) : strict_(strict) {}
+  virtual ~ImageSource() = default;
+
+  virtual int64_t size() const = 0;
+  // Fills `out` for item `index`; `out.encoded` may point into `storage`. False (after report) when bad.
+  virtual bool get(int64_t index, ImageRecord& out, std::string& storage) const = 0;
+  // Reports item `index` as bad for a reason found later (e.g. its JPEG does not decode).
+  virtual void report_bad(int64_t index, const std::string& what) const = 0;
+  int64_t skipped() const { return skipped_.load(); }
+
+ protected:
+  // Warns (or throws std::runtime_error when strict) with `where` naming the file and position.
+  void bad(const std::string& where) const;
+
+ private:
+  bool strict_;
+  mutable std::atomic<int64_t> skipped_{0};
+};
+
+}  // namespace convnets
