@@ -1,0 +1,67 @@
+// The recipes' optimizers with their exact update rules, on parameter groups with their own L2 coefficient
+// (coupled weight decay: g += wd * w, as TF's l2 loss terms do). Updates use ATen's _foreach kernels.
+#pragma once
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace convnets {
+
+struct ParamGroup {
+  std::vector<torch::Tensor> params;
+  double weight_decay = 0.0;
+};
+
+class Optimizer {
+ public:
+  explicit Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)) {}
+  virtual ~Optimizer() = default;
+  // One update with learning rate `lr` from the parameters' .grad(); parameters without a gradient are
+  // skipped.
+  virtual void step(double lr) = 0;
+  void zero_grad();
+  const std::vector<ParamGroup>& groups() const { return groups_; }
+
+ protected:
+  std::vector<ParamGroup> groups_;
+};
+
+// TF1 MomentumOptimizer = torch SGD (dampening 0): accum = m * accum + g; w -= lr * accum.
+class MomentumSgd : public Optimizer {
+ public:
+  MomentumSgd(std::vector<ParamGroup> groups, double momentum, bool nesterov = false);
+  void step(double lr) override;
+
+ private:
+  double momentum_;
+  bool nesterov_;
+  std::vector<std::vector<torch::Tensor>> accum_;
+};
+
+// Keras RMSprop: ms = rho * ms + (1 - rho) g^2 (ms starts at 0); mom = m * mom + lr * g / sqrt(ms + eps);
+// w -= mom. Epsilon inside the square root, unlike torch.optim.RMSprop.
+class KerasRmsprop : public Optimizer {
+ public:
+  KerasRmsprop(std::vector<ParamGroup> groups, double rho, double momentum, double epsilon);
+  void step(double lr) override;
+
+ private:
+  double rho_, momentum_, epsilon_;
+  std::vector<std::vector<torch::Tensor>> mean_square_, moment_;
+};
+
+// torch.optim.AdamW (decoupled decay, bias-corrected, no amsgrad); the group's weight_decay is AdamW's.
+class AdamW : public Optimizer {
+ public:
+  AdamW(std::vector<ParamGroup> groups, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8);
+  void step(double lr) override;
+
+ private:
+  double beta1_, beta2_, epsilon_;
+  int64_t t_ = 0;
+  std::vector<std::vector<torch::Tensor>> m_, v_;
+};
+
+}  // namespace convnets
