@@ -1,0 +1,33 @@
+#include "train/ema.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+namespace convnets {
+
+ModelEma::ModelEma(const torch::nn::Module& model, double decay) : decay_(decay) {
+  for (const auto& [name, t] : state_dict(model)) shadow_.emplace_back(name, t.detach().clone());
+}
+
+double ModelEma::decay_at(int64_t step) const {
+  return std::min(decay_, (1.0 + static_cast<double>(step)) / (10.0 + static_cast<double>(step)));
+}
+
+void ModelEma::update(const torch::nn::Module& model, int64_t step) {
+  torch::NoGradGuard no_grad;
+  const double d = decay_at(step);
+  const NamedTensors current = state_dict(model);
+  TORCH_CHECK(current.size() == shadow_.size(), "EMA: the model's state changed shape");
+  for (size_t i = 0; i < current.size(); ++i) {
+    auto& ema = shadow_[i].second;
+    const auto& w = current[i].second;
+    if (ema.is_floating_point()) {
+      ema.lerp_(w.to(ema.scalar_type()), 1.0 - d);  // ema - (1 - d)(ema - w)
+    } else {
+      ema.copy_(w);
+    }
+  }
+}
+
+}  // namespace convnets
