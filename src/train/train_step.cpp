@@ -1,0 +1,79 @@
+#include "train/train_step.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+
+#include "train/loss.h"
+
+namespace convnets {
+namespace {
+
+// Enables autocast for one device type for the lifetime of the guard.
+class AutocastGuard {
+ public:
+  AutocastGuard(c10::DeviceType device, std::optional<torch::ScalarType> dtype)
+      : device_(device), active_(dtype) {
+    if (!active_) return;
+    previous_enabled_ = at::autocast::is_autocast_enabled(device_);
+    previous_dtype_ = at::autocast::get_autocast_dtype(device_);
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, *dtype);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (!active_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(device_, previous_enabled_);
+    at::autocast::set_autocast_dtype(device_, previous_dtype_);
+  }
+
+ private:
+  c10::DeviceType device_;
+  bool active_;
+  bool previous_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kFloat;
+};
+
+}  // namespace
+
+TrainStep::TrainStep(ConvNetPtr model, Optimizer& optimizer, const TrainStepOptions& options,
+                     GradScaler* scaler, ModelEma* ema)
+    : model_(std::move(model)), optimizer_(optimizer), options_(options), scaler_(scaler), ema_(ema) {
+  TORCH_CHECK(options_.accumulation_steps >= 1, "accumulation steps must be >= 1");
+  for (const auto& g : optimizer_.groups()) params_.insert(params_.end(), g.params.begin(), g.params.end());
+}
+
+MicroStepResult TrainStep::micro_step(const torch::Tensor& images, const torch::Tensor& targets, double lr) {
+  MicroStepResult result;
+  torch::Tensor loss;
+  {
+    AutocastGuard autocast(images.device().type(), options_.autocast_dtype);
+    loss = soft_cross_entropy(model_->forward(images), targets);
+  }
+  result.loss = loss.item<double>();
+  torch::Tensor scaled = loss / options_.accumulation_steps;
+  if (scaler_) scaled = scaler_->scale(scaled);
+  scaled.backward();
+  if (++micro_ < options_.accumulation_steps) {
+    result.updates = updates_;
+    return result;
+  }
+  micro_ = 0;
+  result.updated = true;
+  bool finite = true;
+  if (scaler_) finite = scaler_->unscale(params_);
+  if (finite) {
+    if (options_.grad_clip_norm > 0) torch::nn::utils::clip_grad_norm_(params_, options_.grad_clip_norm);
+    optimizer_.step(lr);
+    ++updates_;
+    if (ema_) ema_->update(*model_, updates_);
+  } else {
+    result.skipped = true;
+  }
+  if (scaler_) scaler_->update();
+  optimizer_.zero_grad();
+  result.updates = updates_;
+  return result;
+}
+
+}  // namespace convnets

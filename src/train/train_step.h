@@ -1,0 +1,48 @@
+// One optimisation step from micro-batches: loss / k per micro-batch, gradients summed over k micro-batches,
+// then (AMP) unscale + skip on overflow, global-norm clipping, the optimizer update and the EMA update.
+// Decision: the update happens after every k-th micro-batch; the TF2 recipe's first update after a single
+// micro-batch (its local step counter starts at 0) is not copied.
+#pragma once
+#include <optional>
+
+#include "models/layers.h"
+#include "train/ema.h"
+#include "train/grad_scaler.h"
+#include "train/optimizers.h"
+
+namespace convnets {
+
+struct TrainStepOptions {
+  int accumulation_steps = 1;
+  double grad_clip_norm = 0.0;  // 0: no clipping
+  // Autocast for the forward pass: kBFloat16 or kHalf (use a GradScaler with half), nullopt: fp32.
+  std::optional<torch::ScalarType> autocast_dtype;
+};
+
+struct MicroStepResult {
+  double loss = 0;       // this micro-batch's loss (unscaled, not divided by k)
+  bool updated = false;  // an optimizer update happened after this micro-batch
+  bool skipped = false;  // the update was skipped (non-finite gradients)
+  int64_t updates = 0;   // optimizer updates so far (the LR / EMA clock)
+};
+
+class TrainStep {
+ public:
+  TrainStep(ConvNetPtr model, Optimizer& optimizer, const TrainStepOptions& options,
+            GradScaler* scaler = nullptr, ModelEma* ema = nullptr);
+  // `images`: normalised float NCHW; `targets`: soft targets [N, K]; `lr` for the update this may trigger.
+  MicroStepResult micro_step(const torch::Tensor& images, const torch::Tensor& targets, double lr);
+  int64_t updates() const { return updates_; }
+
+ private:
+  ConvNetPtr model_;
+  Optimizer& optimizer_;
+  TrainStepOptions options_;
+  GradScaler* scaler_;
+  ModelEma* ema_;
+  std::vector<torch::Tensor> params_;
+  int micro_ = 0;
+  int64_t updates_ = 0;
+};
+
+}  // namespace convnets
