@@ -16,7 +16,7 @@ struct TrainStepOptions {
   int accumulation_steps = 1;
   double grad_clip_norm = 0.0;  // 0: no clipping
   // Autocast for the forward pass: kBFloat16 or kHalf (use a GradScaler with half), nullopt: fp32.
-  std::optional<torch::ScalarType> autocast_dtype;
+  std::optional<torch::ScalarType> autocast_dtype = std::nullopt;
 };
 
 struct MicroStepResult {
