@@ -9,6 +9,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
+#include <stdexcept>
 
 namespace convnets {
 namespace {
@@ -51,6 +53,46 @@ void Optimizer::zero_grad() {
     for (auto& p : g.params) {
       if (p.grad().defined()) p.mutable_grad().reset();
     }
+  }
+}
+
+NamedTensors Optimizer::state() const {
+  NamedTensors out;
+  auto* self = const_cast<Optimizer*>(this);  // slots() hands out pointers; nothing is modified here
+  for (auto& [name, lists] : self->state_slots()) {
+    for (size_t g = 0; g < lists->size(); ++g) {
+      for (size_t i = 0; i < (*lists)[g].size(); ++i) {
+        out.emplace_back(name + "." + std::to_string(g) + "." + std::to_string(i), (*lists)[g][i]);
+      }
+    }
+  }
+  if (int64_t* t = self->counter()) out.emplace_back("step", torch::tensor(*t, torch::kInt64));
+  return out;
+}
+
+void Optimizer::load_state(const NamedTensors& state) {
+  std::map<std::string, torch::Tensor> by_name(state.begin(), state.end());
+  for (auto& [name, lists] : state_slots()) {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      std::vector<torch::Tensor>& slot = (*lists)[g];
+      slot.clear();
+      for (size_t i = 0; i < groups_[g].params.size(); ++i) {
+        const std::string key = name + "." + std::to_string(g) + "." + std::to_string(i);
+        auto it = by_name.find(key);
+        if (it == by_name.end()) {
+          if (i == 0) break;  // this group had not stepped yet: its slots stay lazy
+          throw std::runtime_error("optimizer state lacks '" + key + "'");
+        }
+        TORCH_CHECK(it->second.sizes() == groups_[g].params[i].sizes(), "optimizer state '", key,
+                    "' does not match its parameter's shape");
+        slot.push_back(it->second.to(groups_[g].params[i].options()).clone());
+      }
+    }
+  }
+  if (int64_t* t = counter()) {
+    auto it = by_name.find("step");
+    if (it == by_name.end()) throw std::runtime_error("optimizer state lacks 'step'");
+    *t = it->second.item<int64_t>();
   }
 }
 

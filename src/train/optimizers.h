@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "util/state_dict.h"
+
 namespace convnets {
 
 struct ParamGroup {
@@ -23,8 +25,15 @@ class Optimizer {
   virtual void step(double lr) = 0;
   void zero_grad();
   const std::vector<ParamGroup>& groups() const { return groups_; }
+  // Per-parameter state for checkpoints ("<slot>.<group>.<index>" plus counters); load_state restores it
+  // exactly, so that a resumed run continues bit for bit.
+  NamedTensors state() const;
+  void load_state(const NamedTensors& state);
 
  protected:
+  // Named state slots (one tensor list per group), filled lazily with zeros on the first step.
+  virtual std::vector<std::pair<std::string, std::vector<std::vector<torch::Tensor>>*>> state_slots() = 0;
+  virtual int64_t* counter() { return nullptr; }
   std::vector<ParamGroup> groups_;
 };
 
@@ -33,6 +42,11 @@ class MomentumSgd : public Optimizer {
  public:
   MomentumSgd(std::vector<ParamGroup> groups, double momentum, bool nesterov = false);
   void step(double lr) override;
+
+ protected:
+  std::vector<std::pair<std::string, std::vector<std::vector<torch::Tensor>>*>> state_slots() override {
+    return {{"momentum", &accum_}};
+  }
 
  private:
   double momentum_;
@@ -47,6 +61,11 @@ class KerasRmsprop : public Optimizer {
   KerasRmsprop(std::vector<ParamGroup> groups, double rho, double momentum, double epsilon);
   void step(double lr) override;
 
+ protected:
+  std::vector<std::pair<std::string, std::vector<std::vector<torch::Tensor>>*>> state_slots() override {
+    return {{"mean_square", &mean_square_}, {"moment", &moment_}};
+  }
+
  private:
   double rho_, momentum_, epsilon_;
   std::vector<std::vector<torch::Tensor>> mean_square_, moment_;
@@ -57,6 +76,12 @@ class AdamW : public Optimizer {
  public:
   AdamW(std::vector<ParamGroup> groups, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8);
   void step(double lr) override;
+
+ protected:
+  std::vector<std::pair<std::string, std::vector<std::vector<torch::Tensor>>*>> state_slots() override {
+    return {{"exp_avg", &m_}, {"exp_avg_sq", &v_}};
+  }
+  int64_t* counter() override { return &t_; }
 
  private:
   double beta1_, beta2_, epsilon_;

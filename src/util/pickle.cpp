@@ -475,16 +475,19 @@ ValuePtr load(std::string_view data, const StorageLoader& storages, const std::s
   return Machine(data, storages, context).run();
 }
 
-std::string dump_tensor_dict(const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
-  std::string out = "\x80\x02}(";
-  for (size_t k = 0; k < tensors.size(); ++k) {
-    const auto& [name, t] = tensors[k];
+namespace {
+
+// Appends "{name: rebuilt tensor, ...}" (as EMPTY_DICT MARK ... SETITEMS), numbering storages from `key`.
+void put_tensor_dict(std::string& out, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                     size_t& key) {
+  out += "}(";
+  for (const auto& [name, t] : tensors) {
     put_str(out, name);
     out += "ctorch._utils\n_rebuild_tensor_v2\n(";
     out += "(";
     put_str(out, "storage");
     out += "ctorch\n" + storage_global(t.scalar_type()) + "\n";
-    put_str(out, std::to_string(k));
+    put_str(out, std::to_string(key++));
     put_str(out, "cpu");
     put_int(out, t.numel());
     out += "tQ";
@@ -495,8 +498,27 @@ std::string dump_tensor_dict(const std::vector<std::pair<std::string, torch::Ten
     out += "ccollections\nOrderedDict\n)R";  // backward hooks
     out += "tR";
   }
-  out += "u.";
-  return out;
+  out += "u";
+}
+
+}  // namespace
+
+std::string dump_tensor_dict(const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  std::string out = "\x80\x02";
+  size_t key = 0;
+  put_tensor_dict(out, tensors, key);
+  return out + ".";
+}
+
+std::string dump_sections(
+    const std::vector<std::pair<std::string, std::vector<std::pair<std::string, torch::Tensor>>>>& sections) {
+  std::string out = "\x80\x02}(";
+  size_t key = 0;
+  for (const auto& [section, tensors] : sections) {
+    put_str(out, section);
+    put_tensor_dict(out, tensors, key);
+  }
+  return out + "u.";
 }
 
 }  // namespace convnets::pickle

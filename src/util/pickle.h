@@ -58,4 +58,9 @@ std::string storage_global(torch::ScalarType dtype);  // inverse: "FloatStorage"
 // std::to_string(i) (the caller writes the bytes as "<archive>/data/<i>").
 std::string dump_tensor_dict(const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
 
+// {section: {name: tensor}}: one level of nesting (training checkpoints). Tensors are numbered across all
+// sections in order, for the storage keys.
+std::string dump_sections(
+    const std::vector<std::pair<std::string, std::vector<std::pair<std::string, torch::Tensor>>>>& sections);
+
 }  // namespace convnets::pickle

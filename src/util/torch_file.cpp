@@ -10,6 +10,45 @@
 
 namespace convnets {
 
+namespace {
+
+// The zip container around a pickle whose storages are `tensors` in order (keys 0, 1, ...).
+std::string torch_archive(const std::string& pickle_bytes, const std::vector<torch::Tensor>& tensors) {
+  ZipWriter zip;
+  zip.add("archive/data.pkl", pickle_bytes);
+  zip.add("archive/byteorder", "little");
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    zip.add("archive/data/" + std::to_string(k),
+            std::string_view(static_cast<const char*>(tensors[k].data_ptr()),
+                             static_cast<size_t>(tensors[k].nbytes())));
+  }
+  zip.add("archive/version", "3\n");
+  return zip.finish();
+}
+
+NamedTensors cpu_contiguous(const NamedTensors& tensors) {
+  NamedTensors cpu;
+  cpu.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) cpu.emplace_back(name, t.detach().to(torch::kCPU).contiguous());
+  return cpu;
+}
+
+NamedTensors tensors_of(const pickle::ValuePtr& dict, const std::string& context, const std::string& where) {
+  NamedTensors out;
+  for (size_t k = 0; k + 1 < dict->items.size(); k += 2) {
+    const auto& key = dict->items[k];
+    const auto& value = dict->items[k + 1];
+    if (!key->is_string()) throw std::runtime_error(context + ": " + where + " has a non-string key");
+    if (value->kind != pickle::Value::Kind::kTensor) {
+      throw std::runtime_error(context + ": " + where + "entry '" + key->s + "' is not a tensor");
+    }
+    out.emplace_back(key->s, value->tensor);
+  }
+  return out;
+}
+
+}  // namespace
+
 pickle::ValuePtr parse_torch_file(std::string_view bytes, const std::string& context) {
   if (bytes.size() >= 2 && bytes.substr(0, 2) != "PK") {
     throw std::runtime_error(context +
@@ -56,16 +95,7 @@ NamedTensors torch_state_dict_from_bytes(std::string_view bytes, const std::stri
       break;
     }
   }
-  NamedTensors out;
-  for (size_t k = 0; k + 1 < dict->items.size(); k += 2) {
-    const auto& key = dict->items[k];
-    const auto& value = dict->items[k + 1];
-    if (!key->is_string()) throw std::runtime_error(context + ": state dict has a non-string key");
-    if (value->kind != pickle::Value::Kind::kTensor) {
-      throw std::runtime_error(context + ": entry '" + key->s + "' is not a tensor");
-    }
-    out.emplace_back(key->s, value->tensor);
-  }
+  NamedTensors out = tensors_of(dict, context, "");
   if (out.empty()) throw std::runtime_error(context + ": no tensors found");
   return out;
 }
@@ -76,19 +106,37 @@ NamedTensors load_torch_state_dict(const std::string& path) {
 }
 
 std::string torch_state_dict_bytes(const NamedTensors& tensors) {
-  std::vector<std::pair<std::string, torch::Tensor>> cpu;
-  cpu.reserve(tensors.size());
-  for (const auto& [name, t] : tensors) cpu.emplace_back(name, t.detach().to(torch::kCPU).contiguous());
-  ZipWriter zip;
-  zip.add("archive/data.pkl", pickle::dump_tensor_dict(cpu));
-  zip.add("archive/byteorder", "little");
-  for (size_t k = 0; k < cpu.size(); ++k) {
-    const torch::Tensor& t = cpu[k].second;
-    zip.add("archive/data/" + std::to_string(k),
-            std::string_view(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.nbytes())));
+  const NamedTensors cpu = cpu_contiguous(tensors);
+  std::vector<torch::Tensor> storages;
+  for (const auto& [name, t] : cpu) storages.push_back(t);
+  return torch_archive(pickle::dump_tensor_dict(cpu), storages);
+}
+
+std::string torch_sections_bytes(const TensorSections& sections) {
+  TensorSections cpu;
+  std::vector<torch::Tensor> storages;
+  for (const auto& [name, tensors] : sections) {
+    cpu.emplace_back(name, cpu_contiguous(tensors));
+    for (const auto& [n, t] : cpu.back().second) storages.push_back(t);
   }
-  zip.add("archive/version", "3\n");
-  return zip.finish();
+  return torch_archive(pickle::dump_sections(cpu), storages);
+}
+
+TensorSections torch_sections_from_bytes(std::string_view bytes, const std::string& context) {
+  const pickle::ValuePtr root = parse_torch_file(bytes, context);
+  if (root->kind != pickle::Value::Kind::kDict)
+    throw std::runtime_error(context + ": top-level object is not a dict");
+  TensorSections out;
+  for (size_t k = 0; k + 1 < root->items.size(); k += 2) {
+    const auto& key = root->items[k];
+    const auto& value = root->items[k + 1];
+    if (!key->is_string() || value->kind != pickle::Value::Kind::kDict) {
+      throw std::runtime_error(context + ": entry " + (key->is_string() ? "'" + key->s + "'" : "?") +
+                               " is not a dict of tensors");
+    }
+    out.emplace_back(key->s, tensors_of(value, context, "section '" + key->s + "' "));
+  }
+  return out;
 }
 
 void save_torch_state_dict(const std::string& path, const NamedTensors& tensors) {

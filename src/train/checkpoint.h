@@ -1,0 +1,35 @@
+// Training checkpoints: one torch.save-compatible file of sections ({"state_dict": model, "ema_state_dict",
+// "optimizer", "meta", ...}), written atomically; Python reads it with torch.load(weights_only=True) and
+// ckpt["state_dict"] loads into torchvision. The manager keeps the last K and the best.
+#pragma once
+#include <optional>
+#include <string>
+
+#include "util/torch_file.h"
+
+namespace convnets {
+
+void save_checkpoint(const std::string& path, const TensorSections& sections);
+TensorSections load_checkpoint(const std::string& path);
+const NamedTensors& section(const TensorSections& sections, const std::string& name);  // throws naming it
+
+// The state of torch's default CPU generator (dropout, stochastic depth), for bit-identical resumes.
+torch::Tensor cpu_rng_state();
+void set_cpu_rng_state(const torch::Tensor& state);
+
+class CheckpointManager {
+ public:
+  CheckpointManager(std::string directory, int keep_last);
+  // Writes checkpoint_<epoch>.pt; keeps the `keep_last` newest; best.pt when `metric` is the best so far.
+  std::string save(int64_t epoch, const TensorSections& sections,
+                   std::optional<double> metric = std::nullopt);
+  // The newest checkpoint_<epoch>.pt, if any (for resuming).
+  std::optional<std::string> latest() const;
+
+ private:
+  std::string directory_;
+  int keep_last_;
+  std::optional<double> best_;
+};
+
+}  // namespace convnets
