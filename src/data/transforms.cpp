@@ -7,10 +7,10 @@
 #include "data/jpeg_codec.h"
 
 namespace convnets {
+namespace {
 
-ImageU8 decode_resized(std::string_view jpeg, const Box& region, bool confined, int out_w, int out_h,
-                       Interpolation interpolation, bool dct_scaling) {
-  const JpegInfo info = read_jpeg_info(jpeg);
+ImageU8 decode_resized(std::string_view jpeg, const JpegInfo& info, const Box& region, bool confined,
+                       int out_w, int out_h, Interpolation interpolation, bool dct_scaling) {
   // Smallest DCT scale at which the region still has at least the output's pixels (never upsample for speed).
   int s = 8;
   if (dct_scaling) {
@@ -45,6 +45,14 @@ ImageU8 decode_resized(std::string_view jpeg, const Box& region, bool confined, 
   return resize(decoded, out_w, out_h, interpolation, box);
 }
 
+}  // namespace
+
+ImageU8 decode_resized(std::string_view jpeg, const Box& region, bool confined, int out_w, int out_h,
+                       Interpolation interpolation, bool dct_scaling) {
+  return decode_resized(jpeg, read_jpeg_info(jpeg), region, confined, out_w, out_h, interpolation,
+                        dct_scaling);
+}
+
 ImageU8 train_transform(std::string_view jpeg, const std::vector<BoundingBox>& boxes,
                         const TrainTransformOptions& o, Rng& rng) {
   const JpegInfo info = read_jpeg_info(jpeg);
@@ -53,7 +61,7 @@ ImageU8 train_transform(std::string_view jpeg, const std::vector<BoundingBox>& b
                             : sample_resized_crop(info.width, info.height, o.resized, rng);
   const bool flip = rng.bernoulli(o.flip_probability);
   ImageU8 out =
-      decode_resized(jpeg,
+      decode_resized(jpeg, info,
                      {static_cast<double>(crop.x), static_cast<double>(crop.y),
                       static_cast<double>(crop.x + crop.width), static_cast<double>(crop.y + crop.height)},
                      /*confined=*/true, o.size, o.size, o.interpolation, o.dct_scaling);
@@ -68,11 +76,12 @@ ImageU8 eval_transform(std::string_view jpeg, const EvalTransformOptions& o) {
   const JpegInfo info = read_jpeg_info(jpeg);
   if (o.crop == EvalCrop::kResizeShorterThenCenter) {
     const Box box = center_crop_after_shorter_resize(info.width, info.height, o.resize_shorter, o.size);
-    return decode_resized(jpeg, box, /*confined=*/false, o.size, o.size, o.interpolation, o.dct_scaling);
+    return decode_resized(jpeg, info, box, /*confined=*/false, o.size, o.size, o.interpolation,
+                          o.dct_scaling);
   }
   const double fraction = o.crop_fraction > 0 ? o.crop_fraction : static_cast<double>(o.size) / (o.size + 32);
   const CropRect c = center_crop_fraction(info.width, info.height, fraction);
-  return decode_resized(jpeg,
+  return decode_resized(jpeg, info,
                         {static_cast<double>(c.x), static_cast<double>(c.y),
                          static_cast<double>(c.x + c.width), static_cast<double>(c.y + c.height)},
                         /*confined=*/true, o.size, o.size, o.interpolation, o.dct_scaling);
