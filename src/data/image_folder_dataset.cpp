@@ -12,20 +12,29 @@
 namespace convnets {
 namespace fs = std::filesystem;
 
+bool is_image_file(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".jpe" || ext == ".png";
+}
+
+std::vector<std::string> class_directories(const std::string& dir) {
+  std::vector<std::string> classes;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_directory()) classes.push_back(e.path().filename().string());
+  }
+  std::sort(classes.begin(), classes.end());
+  return classes;
+}
+
 ImageFolderDataset::ImageFolderDataset(const std::string& root, bool strict) : ImageSource(strict) {
   if (!fs::is_directory(root)) throw std::runtime_error("image folder '" + root + "' does not exist");
-  for (const auto& e : fs::directory_iterator(root)) {
-    if (e.is_directory()) classes_.push_back(e.path().filename().string());
-  }
-  std::sort(classes_.begin(), classes_.end());
+  classes_ = class_directories(root);
   if (classes_.empty()) throw std::runtime_error("image folder '" + root + "' has no class directories");
   for (size_t c = 0; c < classes_.size(); ++c) {
     std::vector<std::string> paths;
     for (const auto& f : fs::recursive_directory_iterator(fs::path(root) / classes_[c])) {
-      std::string ext = f.path().extension().string();
-      for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      if (f.is_regular_file() && (ext == ".jpg" || ext == ".jpeg" || ext == ".png"))
-        paths.push_back(f.path().string());
+      if (f.is_regular_file() && is_image_file(f.path().string())) paths.push_back(f.path().string());
     }
     std::sort(paths.begin(), paths.end());
     for (auto& p : paths) files_.emplace_back(std::move(p), static_cast<int64_t>(c));

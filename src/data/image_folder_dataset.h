@@ -7,6 +7,11 @@
 
 namespace convnets {
 
+// .jpg / .jpeg / .jpe / .png, case-insensitive: the files image folders are made of.
+bool is_image_file(const std::string& path);
+// The sorted names of the sub-directories of `dir` (the classes of an image folder).
+std::vector<std::string> class_directories(const std::string& dir);
+
 class ImageFolderDataset : public ImageSource {
  public:
   // Lists .jpg/.jpeg/.png files under each class directory; throws before anything runs when `root` is

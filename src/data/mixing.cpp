@@ -71,16 +71,11 @@ std::pair<torch::Tensor, torch::Tensor> apply_mix(const torch::Tensor& images, c
   const int64_t n = images.size(0), h = images.size(2), w = images.size(3);
   TORCH_CHECK(static_cast<int64_t>(p.partner.size()) == n, "mix parameters are for another batch size");
   const auto dev = images.device();
-  // Per example: weight of itself for the whole image (mixup) and a mask of pasted pixels (cutmix).
+  // Per example: weight of itself for the whole image (mixup) and its share of the targets.
   std::vector<float> keep(static_cast<size_t>(n)), own_share(static_cast<size_t>(n));
-  torch::Tensor mask = torch::zeros({n, 1, h, w});
-  auto m = mask.accessor<float, 4>();
   for (int64_t i = 0; i < n; ++i) {
     if (p.cut[static_cast<size_t>(i)]) {
       const int64_t* b = &p.box[static_cast<size_t>(i) * 4];
-      for (int64_t y = b[1]; y < b[3]; ++y) {
-        for (int64_t x = b[0]; x < b[2]; ++x) m[i][0][y][x] = 1.0f;
-      }
       keep[static_cast<size_t>(i)] = 1.0f;
       own_share[static_cast<size_t>(i)] = 1.0f - static_cast<float>((b[2] - b[0]) * (b[3] - b[1])) / (h * w);
     } else {
@@ -88,9 +83,16 @@ std::pair<torch::Tensor, torch::Tensor> apply_mix(const torch::Tensor& images, c
       own_share[static_cast<size_t>(i)] = keep[static_cast<size_t>(i)];
     }
   }
+  // The pasted-pixel mask, built on the batch's device from the boxes (mixup examples have empty boxes).
+  const auto box = torch::tensor(p.box, torch::kInt64).to(dev).view({n, 4, 1, 1});
+  const auto ys = torch::arange(h, torch::TensorOptions().dtype(torch::kInt64).device(dev)).view({1, h, 1});
+  const auto xs = torch::arange(w, torch::TensorOptions().dtype(torch::kInt64).device(dev)).view({1, 1, w});
+  const torch::Tensor mask = ((ys >= box.select(1, 1)) & (ys < box.select(1, 3)) & (xs >= box.select(1, 0)) &
+                              (xs < box.select(1, 2)))
+                                 .unsqueeze(1);
   const auto index = torch::tensor(p.partner, torch::kInt64).to(dev);
   const auto keep_t = torch::tensor(keep).to(dev).view({n, 1, 1, 1}).to(images.scalar_type());
-  const auto mask_t = mask.to(dev).to(images.scalar_type());
+  const auto mask_t = mask.to(images.scalar_type());
   const torch::Tensor partner_images = images.index_select(0, index);
   // x' = keep * (1 - mask) * x + (1 - keep) * x_partner + mask * x_partner, with keep = 1 for cut examples.
   torch::Tensor mixed = images * keep_t * (1 - mask_t) + partner_images * ((1 - keep_t) + mask_t);

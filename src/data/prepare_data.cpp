@@ -1,13 +1,13 @@
 #include "data/prepare_data.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <stdexcept>
 
 #include "data/idx_file.h"
+#include "data/image_folder_dataset.h"
 #include "data/imagenet_record.h"
 #include "data/jpeg_codec.h"
 #include "data/png_codec.h"
@@ -119,12 +119,6 @@ std::vector<std::string> idx_records(const IdxArray& images, const IdxArray& lab
 
 namespace {
 
-bool has_image_extension(const fs::path& p) {
-  std::string ext = p.extension().string();
-  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".jpe";
-}
-
 struct FolderImage {
   std::string path;
   std::string relative;
@@ -171,11 +165,7 @@ PrepareReport prepare_image_folder(const std::string& root, const ShardWriterOpt
     throw std::runtime_error("image folder '" + root +
                              "' has no train/ directory (expected <root>/train/<class>/<image>)");
   }
-  std::vector<std::string> classes;
-  for (const auto& e : fs::directory_iterator(train_dir)) {
-    if (e.is_directory()) classes.push_back(e.path().filename().string());
-  }
-  std::sort(classes.begin(), classes.end());
+  const std::vector<std::string> classes = class_directories(train_dir.string());
   if (classes.empty()) throw std::runtime_error("'" + train_dir.string() + "' has no class directories");
   fs::create_directories(options.output_dir);
   PrepareReport report;
@@ -192,7 +182,7 @@ PrepareReport prepare_image_folder(const std::string& root, const ShardWriterOpt
         throw std::runtime_error("class '" + name + "' of " + dir.string() + " is not in train/");
       for (const auto& f : fs::recursive_directory_iterator(c.path())) {
         if (!f.is_regular_file()) continue;
-        if (!has_image_extension(f.path())) {
+        if (!is_image_file(f.path().string())) {
           report.skipped.push_back(f.path().string() + ": not a .jpg/.jpeg/.png file");
           continue;
         }
