@@ -37,13 +37,16 @@ void add_prepare_data_command(CLI::App& app) {
       ->capture_default_str();
   cmd->callback([args] {
     args->shards.output_dir = args->output;
+    if (args->format == "mnist")
+      args->shards.class_names = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
     const PrepareReport report = args->format == "image_folder"
                                      ? prepare_image_folder(args->input, args->shards)
                                      : prepare_idx_dataset(args->input, args->shards);
-    std::printf("wrote %lld train and %lld validation records in %zu shards to %s (indexes in %s/idx)\n",
-                static_cast<long long>(report.train_records),
-                static_cast<long long>(report.validation_records), report.files.size(), args->output.c_str(),
-                args->output.c_str());
+    std::printf(
+        "wrote %lld train and %lld validation records in %zu shards to %s (indexes in %s/idx, class "
+        "names in classes.txt)\n",
+        static_cast<long long>(report.train_records), static_cast<long long>(report.validation_records),
+        report.files.size(), args->output.c_str(), args->output.c_str());
   });
 }
 

@@ -6,4 +6,5 @@ namespace convnets::app {
 void add_models_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_prepare_data_command(CLI::App& app);
+void add_run_commands(CLI::App& app);
 }  // namespace convnets::app

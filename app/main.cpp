@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   convnets::app::add_models_command(app);
   convnets::app::add_info_command(app);
   convnets::app::add_prepare_data_command(app);
+  convnets::app::add_run_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -84,11 +84,10 @@ void write_shards(const std::vector<std::string>& records, const std::string& sp
 }
 
 std::vector<std::string> idx_records(const IdxArray& images, const IdxArray& labels, const std::string& split,
-                                     int quality) {
+                                     int quality, const std::vector<std::string>& classes) {
   if (images.shape.size() != 3 || labels.shape.size() != 1 || images.shape[0] != labels.shape[0]) {
     throw std::runtime_error(split + ": IDX images and labels do not match (expected [N,H,W] and [N])");
   }
-  const auto& classes = fashion_mnist_classes();
   const int64_t n = images.shape[0], h = images.shape[1], w = images.shape[2];
   std::vector<std::string> records;
   records.reserve(static_cast<size_t>(n));
@@ -157,6 +156,12 @@ bool folder_record(const FolderImage& f, const std::vector<std::string>& classes
   return true;
 }
 
+void write_class_names(const std::string& dir, const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& n : names) text.append(n).append("\n");
+  write_file_atomic((fs::path(dir) / "classes.txt").string(), text);
+}
+
 }  // namespace
 
 PrepareReport prepare_image_folder(const std::string& root, const ShardWriterOptions& options) {
@@ -169,6 +174,8 @@ PrepareReport prepare_image_folder(const std::string& root, const ShardWriterOpt
   if (classes.empty()) throw std::runtime_error("'" + train_dir.string() + "' has no class directories");
   fs::create_directories(options.output_dir);
   PrepareReport report;
+  report.classes = classes;
+  write_class_names(options.output_dir, classes);
   for (const std::string split : {"train", "val"}) {
     fs::path dir = fs::path(root) / split;
     if (split == "val" && !fs::is_directory(dir)) dir = fs::path(root) / "validation";
@@ -228,6 +235,8 @@ PrepareReport prepare_idx_dataset(const std::string& idx_dir, const ShardWriterO
   if (!fs::is_directory(idx_dir)) throw std::runtime_error("IDX directory '" + idx_dir + "' does not exist");
   fs::create_directories(options.output_dir);
   PrepareReport report;
+  report.classes = options.class_names.empty() ? fashion_mnist_classes() : options.class_names;
+  write_class_names(options.output_dir, report.classes);
   struct Split {
     const char* prefix;
     const char* name;
@@ -239,7 +248,7 @@ PrepareReport prepare_idx_dataset(const std::string& idx_dir, const ShardWriterO
         read_idx_file(find_idx(idx_dir, std::string(split.prefix) + "-images-idx3-ubyte"));
     const IdxArray labels =
         read_idx_file(find_idx(idx_dir, std::string(split.prefix) + "-labels-idx1-ubyte"));
-    const auto records = idx_records(images, labels, split.name, options.jpeg_quality);
+    const auto records = idx_records(images, labels, split.name, options.jpeg_quality, report.classes);
     write_shards(records, split.name, split.shards, options, report);
     (std::string(split.name) == "train" ? report.train_records : report.validation_records) =
         static_cast<int64_t>(records.size());

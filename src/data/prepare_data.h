@@ -11,6 +11,8 @@ struct ShardWriterOptions {
   int train_shards = 4;
   int validation_shards = 1;
   int jpeg_quality = 95;
+  // IDX datasets: the names of labels 0..9 (empty: Fashion-MNIST's). Written to <out>/classes.txt.
+  std::vector<std::string> class_names{};
 };
 
 struct PrepareReport {
@@ -18,6 +20,7 @@ struct PrepareReport {
   int64_t train_records = 0, validation_records = 0;
   int64_t reencoded = 0;             // PNG, grayscale or CMYK inputs stored as RGB JPEG
   std::vector<std::string> skipped;  // "path: reason" of inputs that are not readable images
+  std::vector<std::string> classes;  // label order; also written to <out>/classes.txt
 };
 
 // Fashion-MNIST (or MNIST) IDX files from `idx_dir` (train-images-idx3-ubyte[.gz],

@@ -42,10 +42,11 @@ CheckpointManager::CheckpointManager(std::string directory, int keep_last)
   fs::create_directories(directory_);
 }
 
-std::string CheckpointManager::save(int64_t epoch, const TensorSections& sections,
+std::string CheckpointManager::save(int64_t epochs_done, int64_t updates, const TensorSections& sections,
                                     std::optional<double> metric) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "checkpoint_%04lld.pt", static_cast<long long>(epoch));
+  char name[80];
+  std::snprintf(name, sizeof(name), "checkpoint_e%04lld_u%010lld.pt", static_cast<long long>(epochs_done),
+                static_cast<long long>(updates));
   const std::string path = (fs::path(directory_) / name).string();
   const std::string bytes = torch_sections_bytes(sections);
   write_file_atomic(path, bytes);

@@ -20,11 +20,15 @@ void set_cpu_rng_state(const torch::Tensor& state);
 class CheckpointManager {
  public:
   CheckpointManager(std::string directory, int keep_last);
-  // Writes checkpoint_<epoch>.pt; keeps the `keep_last` newest; best.pt when `metric` is the best so far.
-  std::string save(int64_t epoch, const TensorSections& sections,
+  // Writes checkpoint_e<epochs done>_u<updates>.pt (names sort in training order, also for checkpoints taken
+  // inside an epoch); keeps the `keep_last` newest; best.pt when `metric` is the best so far.
+  std::string save(int64_t epochs_done, int64_t updates, const TensorSections& sections,
                    std::optional<double> metric = std::nullopt);
-  // The newest checkpoint_<epoch>.pt, if any (for resuming).
+  // The newest checkpoint_*.pt, if any (for resuming).
   std::optional<std::string> latest() const;
+  // The best metric so far (restored on resume, so best.pt is only replaced by a better one).
+  void set_best(double metric) { best_ = metric; }
+  std::optional<double> best() const { return best_; }
 
  private:
   std::string directory_;

@@ -30,4 +30,17 @@ void ModelEma::update(const torch::nn::Module& model, int64_t step) {
   }
 }
 
+void ModelEma::load_state(const NamedTensors& state) {
+  if (state.size() != shadow_.size())
+    throw std::runtime_error("EMA state has " + std::to_string(state.size()) + " tensors, the model " +
+                             std::to_string(shadow_.size()));
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < state.size(); ++i) {
+    if (state[i].first != shadow_[i].first || !state[i].second.sizes().equals(shadow_[i].second.sizes()))
+      throw std::runtime_error("EMA state: '" + state[i].first + "' does not match the model's '" +
+                               shadow_[i].first + "'");
+    shadow_[i].second.copy_(state[i].second);
+  }
+}
+
 }  // namespace convnets

@@ -16,6 +16,8 @@ class ModelEma {
   // The averaged state (floating-point parameters and buffers; integer buffers are copied as they are).
   const NamedTensors& state() const { return shadow_; }
   double decay_at(int64_t step) const;
+  // Restores a saved average (same names and shapes as state()); throws naming the first difference.
+  void load_state(const NamedTensors& state);
 
  private:
   double decay_;

@@ -1,40 +1,11 @@
 #include "train/train_step.h"
 
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include "train/autocast.h"
 #include "train/loss.h"
 
 namespace convnets {
-namespace {
-
-// Enables autocast for one device type for the lifetime of the guard.
-class AutocastGuard {
- public:
-  AutocastGuard(c10::DeviceType device, std::optional<torch::ScalarType> dtype)
-      : device_(device), active_(dtype) {
-    if (!active_) return;
-    previous_enabled_ = at::autocast::is_autocast_enabled(device_);
-    previous_dtype_ = at::autocast::get_autocast_dtype(device_);
-    at::autocast::set_autocast_enabled(device_, true);
-    at::autocast::set_autocast_dtype(device_, *dtype);
-    at::autocast::increment_nesting();
-  }
-  ~AutocastGuard() {
-    if (!active_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(device_, previous_enabled_);
-    at::autocast::set_autocast_dtype(device_, previous_dtype_);
-  }
-
- private:
-  c10::DeviceType device_;
-  bool active_;
-  bool previous_enabled_ = false;
-  at::ScalarType previous_dtype_ = at::kFloat;
-};
-
-}  // namespace
 
 TrainStep::TrainStep(ConvNetPtr model, Optimizer& optimizer, const TrainStepOptions& options,
                      GradScaler* scaler, ModelEma* ema)
@@ -50,7 +21,7 @@ MicroStepResult TrainStep::micro_step(const torch::Tensor& images, const torch::
     AutocastGuard autocast(images.device().type(), options_.autocast_dtype);
     loss = soft_cross_entropy(model_->forward(images), targets);
   }
-  result.loss = loss.item<double>();
+  result.loss = loss.detach();
   torch::Tensor scaled = loss / options_.accumulation_steps;
   if (scaler_) scaled = scaler_->scale(scaled);
   scaled.backward();

@@ -20,7 +20,7 @@ struct TrainStepOptions {
 };
 
 struct MicroStepResult {
-  double loss = 0;       // this micro-batch's loss (unscaled, not divided by k)
+  torch::Tensor loss;    // this micro-batch's loss (detached, on the device; unscaled, not divided by k)
   bool updated = false;  // an optimizer update happened after this micro-batch
   bool skipped = false;  // the update was skipped (non-finite gradients)
   int64_t updates = 0;   // optimizer updates so far (the LR / EMA clock)
@@ -33,6 +33,10 @@ class TrainStep {
   // `images`: normalised float NCHW; `targets`: soft targets [N, K]; `lr` for the update this may trigger.
   MicroStepResult micro_step(const torch::Tensor& images, const torch::Tensor& targets, double lr);
   int64_t updates() const { return updates_; }
+  // Micro-batches accumulated towards the next update (0 at an update boundary).
+  int pending_micro_batches() const { return micro_; }
+  // Resuming: the update counter of the checkpoint (only at an update boundary).
+  void set_updates(int64_t updates) { updates_ = updates; }
 
  private:
   ConvNetPtr model_;

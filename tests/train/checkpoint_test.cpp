@@ -97,15 +97,19 @@ TEST(Checkpoint, ManagerKeepsTheLastKAndTheBest) {
   EXPECT_FALSE(manager.latest().has_value());
   const double metrics[] = {0.5, 0.9, 0.7, 0.6};
   for (int e = 1; e <= 4; ++e)
-    manager.save(e, {{"meta", {{"epoch", torch::tensor(int64_t{e})}}}}, metrics[e - 1]);
+    manager.save(e, 100 * e, {{"meta", {{"epoch", torch::tensor(int64_t{e})}}}}, metrics[e - 1]);
   std::vector<std::string> files;
   for (const auto& f : std::filesystem::directory_iterator(dir.file("ckpt")))
     files.push_back(f.path().filename());
   std::sort(files.begin(), files.end());
-  EXPECT_EQ(files, (std::vector<std::string>{"best.pt", "checkpoint_0003.pt", "checkpoint_0004.pt"}));
+  EXPECT_EQ(files, (std::vector<std::string>{"best.pt", "checkpoint_e0003_u0000000300.pt",
+                                             "checkpoint_e0004_u0000000400.pt"}));
   EXPECT_EQ(section(load_checkpoint(dir.file("ckpt/best.pt")), "meta")[0].second.item<int64_t>(), 2);
   ASSERT_TRUE(manager.latest().has_value());
-  EXPECT_NE(manager.latest()->find("checkpoint_0004.pt"), std::string::npos);
+  EXPECT_NE(manager.latest()->find("checkpoint_e0004_u0000000400.pt"), std::string::npos);
+  // A checkpoint taken inside the next epoch sorts after the last epoch-end one.
+  manager.save(4, 450, {{"meta", {{"epoch", torch::tensor(int64_t{4})}}}});
+  EXPECT_NE(manager.latest()->find("checkpoint_e0004_u0000000450.pt"), std::string::npos);
 }
 
 }  // namespace convnets

@@ -78,9 +78,9 @@ TEST(TrainStep, CpuAutocastBf16TrainsWithFp32Master) {
   TrainStep step(model, opt, {.autocast_dtype = torch::kBFloat16});
   const torch::Tensor images = torch::randn({4, 3, 32, 32});
   const auto targets = smooth_one_hot(torch::tensor({1, 2, 3, 4}, torch::kInt64), 10, 0.0);
-  const double first = step.micro_step(images, targets, 0.05).loss;
+  const double first = step.micro_step(images, targets, 0.05).loss.item<double>();
   double last = first;
-  for (int i = 0; i < 5; ++i) last = step.micro_step(images, targets, 0.05).loss;
+  for (int i = 0; i < 5; ++i) last = step.micro_step(images, targets, 0.05).loss.item<double>();
   EXPECT_LT(last, first);  // the loss falls on a fixed batch
   EXPECT_EQ(model->parameters()[0].scalar_type(), torch::kFloat);
   EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));  // the guard restored the state

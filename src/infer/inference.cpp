@@ -1,0 +1,269 @@
+#include "infer/inference.h"
+
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "data/image_folder_dataset.h"
+#include "data/jpeg_codec.h"
+#include "data/png_codec.h"
+#include "data/transforms.h"
+#include "train/autocast.h"
+#include "train/checkpoint.h"
+#include "util/dllogger.h"
+#include "util/file_io.h"
+#include "util/state_dict.h"
+#include "util/weights.h"
+
+namespace convnets {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_section(const TensorSections& sections, const std::string& name) {
+  for (const auto& s : sections) {
+    if (s.first == name) return true;
+  }
+  return false;
+}
+
+std::string dll_path(const TrainConfig& c) {
+  return c.model_dir.empty() ? std::string() : (fs::path(c.model_dir) / c.log_filename).string();
+}
+
+void sync(const RunDevice& d) {
+  if (d.device.is_cuda()) torch::cuda::synchronize();
+}
+
+}  // namespace
+
+LoadedWeights load_for_inference(const TrainConfig& config, const RunDevice& device, bool allow_random) {
+  LoadedWeights w;
+  TrainConfig no_finetune = config;
+  no_finetune.finetune_from.clear();
+  w.model = build_model(no_finetune, device.device, false);
+  std::string path = config.weights;
+  if (path.empty() && !config.model_dir.empty() && fs::is_directory(config.model_dir)) {
+    CheckpointManager manager(config.model_dir, 1000000);
+    if (auto latest = manager.latest()) {
+      path = *latest;
+    } else if (fs::exists(fs::path(config.model_dir) / "final_weights.pt")) {
+      path = (fs::path(config.model_dir) / "final_weights.pt").string();
+    }
+  }
+  if (path.empty()) {
+    if (!allow_random) {
+      throw std::invalid_argument("no weights: give --weights FILE, or a --model_dir holding checkpoints");
+    }
+    std::cerr << "warning: no --weights and no checkpoint in model_dir; using the random initialisation\n";
+    w.source = "random init";
+    return w;
+  }
+  if (!fs::is_regular_file(path)) throw std::invalid_argument("weights '" + path + "' does not exist");
+  std::optional<TensorSections> sections;
+  try {
+    sections = load_checkpoint(path);
+  } catch (const std::exception&) {
+    sections.reset();  // not a sectioned training checkpoint: a plain state dict (.pt / .safetensors)
+  }
+  if (sections && has_section(*sections, "state_dict")) {
+    load_state_dict(*w.model, normalize_keys(section(*sections, "state_dict")));
+    if (has_section(*sections, "ema_state_dict")) {
+      w.ema_model = build_model(no_finetune, device.device, false);
+      load_state_dict(*w.ema_model, section(*sections, "ema_state_dict"));
+    }
+  } else {
+    load_model_weights(*w.model, path, /*strict=*/true);
+  }
+  w.source = path;
+  return w;
+}
+
+EvalModeResult run_eval_mode(const TrainConfig& config) {
+  const RunDevice device = setup_device(config);
+  const ResolvedData data = resolve_data(config);
+  auto source = open_split(config, false);
+  if (!source) throw std::invalid_argument("eval needs --data_dir with a validation split");
+  LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false);
+  DlLogger dll(dll_path(config), true);
+  dll.log("PARAMETER", config_to_json(config), false);
+  for (const char* m :
+       {"eval_latency_avg", "eval_latency_p50", "eval_latency_p90", "eval_latency_p95", "eval_latency_p99"})
+    dll.metadata(m, "ms");
+  dll.metadata("eval_throughput", "images/s");
+  Loader loader(source, eval_loader_options(config));
+  EvalOptions eo;
+  eo.warmup_batches = std::min<int64_t>(config.warmup_steps, loader.batches_per_epoch() / 2);
+  std::cout << "evaluating " << w.source << " on " << source->size() << " images (" << device.describe()
+            << ")\n";
+  EvalModeResult result;
+  auto report = [&](const EvalResult& r, const std::string& which) {
+    dll.log(nlohmann::json::array(), {{"weights", which},
+                                      {"top1_accuracy", r.top1},
+                                      {"top5_accuracy", r.top5},
+                                      {"eval_loss", r.loss},
+                                      {"images", r.images},
+                                      {"eval_throughput", r.images_per_second},
+                                      {"eval_latency_avg", r.latency.avg},
+                                      {"eval_latency_p50", r.latency.p50},
+                                      {"eval_latency_p90", r.latency.p90},
+                                      {"eval_latency_p95", r.latency.p95},
+                                      {"eval_latency_p99", r.latency.p99}});
+  };
+  if (w.ema_model) {  // EMA first, then the raw weights (as the EfficientNet recipe's eval does)
+    result.ema = evaluate(*w.ema_model, loader, device, data, eo);
+    report(*result.ema, "ema");
+  }
+  result.raw = evaluate(*w.model, loader, device, data, eo);
+  report(result.raw, "raw");
+  return result;
+}
+
+std::vector<Prediction> run_predict(const TrainConfig& config) {
+  if (config.to_predict.empty()) throw std::invalid_argument("predict needs --to_predict FILE_OR_DIRECTORY");
+  std::vector<std::string> files;
+  if (fs::is_directory(config.to_predict)) {
+    for (const auto& e : fs::recursive_directory_iterator(config.to_predict)) {
+      if (e.is_regular_file() && is_image_file(e.path().string())) files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty())
+      throw std::invalid_argument("to_predict '" + config.to_predict + "' holds no JPEG or PNG image");
+  } else if (fs::is_regular_file(config.to_predict)) {
+    files.push_back(config.to_predict);
+  } else {
+    throw std::invalid_argument("to_predict '" + config.to_predict + "' does not exist");
+  }
+  const RunDevice device = setup_device(config);
+  const ResolvedData data = resolve_data(config);
+  LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false);
+  ConvNetPtr model = w.ema_model ? w.ema_model : w.model;  // the average, when there is one
+  model->eval();
+  const auto names = load_class_names(config);
+  const EvalTransformOptions transform = eval_transform_options(config);
+  const int64_t batch =
+      config.eval_batch_size > 0 ? config.eval_batch_size : std::min<int64_t>(config.batch_size, 32);
+  const int64_t k = std::min(config.topk, config.num_classes);
+  std::cout << "predicting " << files.size() << " image(s) with " << w.source
+            << (w.ema_model ? " (EMA weights)" : "") << "\n";
+  std::vector<Prediction> out;
+  double decode_s = 0, model_s = 0;
+  torch::NoGradGuard no_grad;
+  for (size_t start = 0; start < files.size(); start += static_cast<size_t>(batch)) {
+    const size_t end = std::min(files.size(), start + static_cast<size_t>(batch));
+    const auto t0 = std::chrono::steady_clock::now();
+    torch::Tensor u8 =
+        torch::empty({static_cast<int64_t>(end - start), transform.size, transform.size, 3}, torch::kUInt8);
+    for (size_t i = start; i < end; ++i) {
+      std::string bytes = read_file(files[i]);
+      try {
+        if (is_png(bytes)) bytes = encode_jpeg(decode_png(bytes), 95);
+        const ImageU8 img = eval_transform(bytes, transform);
+        std::memcpy(u8[static_cast<int64_t>(i - start)].data_ptr<uint8_t>(), img.pixels.data(),
+                    img.pixels.size());
+      } catch (const std::exception& e) {
+        throw std::runtime_error("to_predict: '" + files[i] + "' is not a readable image: " + e.what());
+      }
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    torch::Tensor images = normalize_images(u8.to(device.device), data.mean, data.std);
+    torch::Tensor probs;
+    {
+      AutocastGuard autocast(device.device.type(), device.autocast);
+      probs = torch::softmax(model->forward(images).to(torch::kFloat), 1);
+    }
+    auto [values, indices] = probs.topk(k, 1);
+    values = values.cpu();
+    indices = indices.cpu();
+    sync(device);
+    const auto t2 = std::chrono::steady_clock::now();
+    decode_s += std::chrono::duration<double>(t1 - t0).count();
+    model_s += std::chrono::duration<double>(t2 - t1).count();
+    for (size_t i = start; i < end; ++i) {
+      Prediction p;
+      p.file = files[i];
+      const auto row = static_cast<int64_t>(i - start);
+      for (int64_t j = 0; j < k; ++j) {
+        p.classes.push_back(indices[row][j].item<int64_t>());
+        p.probabilities.push_back(values[row][j].item<double>());
+      }
+      std::printf("%s\n", p.file.c_str());
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t c = p.classes[static_cast<size_t>(j)];
+        const std::string name = c < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(c)] : "";
+        std::printf("  %2lld. %5lld  %6.2f%%  %s\n", static_cast<long long>(j + 1), static_cast<long long>(c),
+                    100.0 * p.probabilities[static_cast<size_t>(j)], name.c_str());
+      }
+      out.push_back(std::move(p));
+    }
+  }
+  std::printf("%zu image(s): decode+transform %.1f ms/image, model %.1f ms/image (%s)\n", files.size(),
+              1e3 * decode_s / static_cast<double>(files.size()),
+              1e3 * model_s / static_cast<double>(files.size()), device.describe().c_str());
+  return out;
+}
+
+std::vector<InferenceBenchmarkRow> run_inference_benchmark(const TrainConfig& config) {
+  const RunDevice device = setup_device(config);
+  const ResolvedData data = resolve_data(config);
+  LoadedWeights w = load_for_inference(config, device, /*allow_random=*/true);
+  w.model->eval();
+  DlLogger dll(dll_path(config), true);
+  dll.log("PARAMETER", config_to_json(config), false);
+  dll.metadata("throughput", "images/s");
+  for (const char* m : {"latency_avg", "latency_p50", "latency_p90", "latency_p95", "latency_p99"})
+    dll.metadata(m, "ms");
+  std::vector<int64_t> sizes;
+  for (double b : config.batch_sizes) sizes.push_back(static_cast<int64_t>(b));
+  if (sizes.empty()) sizes.push_back(config.eval_batch_size > 0 ? config.eval_batch_size : config.batch_size);
+  const int64_t steps = config.iter_unit == "batch" ? config.num_iter : 100;
+  std::vector<InferenceBenchmarkRow> rows;
+  torch::NoGradGuard no_grad;
+  std::cout << "inference_benchmark " << config.arch << " at " << data.eval_size << "x" << data.eval_size
+            << " on " << device.describe() << ": " << config.warmup_steps << " warm-up + " << steps
+            << " timed batches per batch size\n";
+  for (int64_t bs : sizes) {
+    SyntheticLoader synthetic(bs, static_cast<int>(data.eval_size), config.num_classes,
+                              static_cast<uint64_t>(config.seed));
+    // The uint8 batch lives on the device, as in the seeds: this measures the model, not the input path.
+    const torch::Tensor u8 = synthetic.next(0, 0).images.to(device.device);
+    std::vector<double> ms;
+    for (int64_t i = 0; i < config.warmup_steps + steps; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      {
+        AutocastGuard autocast(device.device.type(), device.autocast);
+        torch::Tensor logits = w.model->forward(normalize_images(u8, data.mean, data.std));
+      }
+      sync(device);
+      const double t =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (i >= config.warmup_steps) ms.push_back(t);
+    }
+    InferenceBenchmarkRow row;
+    row.batch_size = bs;
+    row.latency = latency_stats(ms);
+    row.images_per_second = row.latency.avg > 0 ? 1e3 * static_cast<double>(bs) / row.latency.avg : 0;
+    dll.log(nlohmann::json::array({bs}), {{"batch_size", bs},
+                                          {"throughput", row.images_per_second},
+                                          {"latency_avg", row.latency.avg},
+                                          {"latency_p50", row.latency.p50},
+                                          {"latency_p90", row.latency.p90},
+                                          {"latency_p95", row.latency.p95},
+                                          {"latency_p99", row.latency.p99}});
+    rows.push_back(row);
+  }
+  std::printf("%8s %12s %10s %10s %10s %10s %10s\n", "batch", "images/s", "avg ms", "p50 ms", "p90 ms",
+              "p95 ms", "p99 ms");
+  for (const auto& r : rows) {
+    std::printf("%8lld %12.1f %10.2f %10.2f %10.2f %10.2f %10.2f\n", static_cast<long long>(r.batch_size),
+                r.images_per_second, r.latency.avg, r.latency.p50, r.latency.p90, r.latency.p95,
+                r.latency.p99);
+  }
+  return rows;
+}
+
+}  // namespace convnets

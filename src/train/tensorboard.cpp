@@ -1,0 +1,103 @@
+#include "train/tensorboard.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "data/tfrecord.h"
+
+namespace convnets {
+namespace {
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void put_tag(std::string& out, int field, int wire_type) {
+  put_varint(out, (static_cast<uint64_t>(field) << 3) | wire_type);
+}
+
+void put_bytes(std::string& out, int field, const std::string& bytes) {
+  put_tag(out, field, 2);
+  put_varint(out, bytes.size());
+  out += bytes;
+}
+
+template <typename T>
+void put_fixed(std::string& out, int field, T value) {
+  put_tag(out, field, sizeof(T) == 8 ? 1 : 5);
+  char raw[sizeof(T)];
+  std::memcpy(raw, &value, sizeof(T));  // little-endian host (x86-64, aarch64)
+  out.append(raw, sizeof(T));
+}
+
+double now_unix() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+// Event: wall_time = 1 (double), step = 2 (int64), file_version = 3 (string), summary = 5 (Summary).
+// Summary: value = 1 (repeated Value); Value: tag = 1 (string), simple_value = 2 (float).
+std::string tensorboard_version_event(double wall_time) {
+  std::string e;
+  put_fixed<double>(e, 1, wall_time);
+  put_bytes(e, 3, "brain.Event:2");
+  return e;
+}
+
+std::string tensorboard_scalar_event(double wall_time, int64_t step, const std::string& tag, float value) {
+  std::string v;
+  put_bytes(v, 1, tag);
+  put_fixed<float>(v, 2, value);
+  std::string summary;
+  put_bytes(summary, 1, v);
+  std::string e;
+  put_fixed<double>(e, 1, wall_time);
+  put_tag(e, 2, 0);
+  put_varint(e, static_cast<uint64_t>(step));
+  put_bytes(e, 5, summary);
+  return e;
+}
+
+TensorBoardWriter::TensorBoardWriter(const std::string& directory) {
+  std::filesystem::create_directories(directory);
+  char host[256] = "localhost";
+  gethostname(host, sizeof(host) - 1);
+  const double t = now_unix();
+  path_ =
+      (std::filesystem::path(directory) / ("events.out.tfevents." + std::to_string(static_cast<int64_t>(t)) +
+                                           "." + host + "." + std::to_string(getpid())))
+          .string();
+  file_ = std::fopen(path_.c_str(), "wb");
+  if (!file_) throw std::runtime_error("cannot create TensorBoard event file '" + path_ + "'");
+  write_event(tensorboard_version_event(t));
+}
+
+TensorBoardWriter::~TensorBoardWriter() {
+  if (file_) std::fclose(file_);
+}
+
+void TensorBoardWriter::write_event(const std::string& event) {
+  std::string framed;
+  append_record(framed, event);
+  if (std::fwrite(framed.data(), 1, framed.size(), file_) != framed.size())
+    throw std::runtime_error("cannot write TensorBoard event file '" + path_ + "'");
+}
+
+void TensorBoardWriter::scalar(const std::string& tag, double value, int64_t step) {
+  write_event(tensorboard_scalar_event(now_unix(), step, tag, static_cast<float>(value)));
+}
+
+void TensorBoardWriter::flush() {
+  std::fflush(file_);
+}
+
+}  // namespace convnets

@@ -1,0 +1,579 @@
+#include "train/trainer.h"
+
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "data/mixing.h"
+#include "train/checkpoint.h"
+#include "train/ema.h"
+#include "train/grad_scaler.h"
+#include "train/lr_schedule.h"
+#include "train/optimizers.h"
+#include "train/param_groups.h"
+#include "train/run_setup.h"
+#include "train/tensorboard.h"
+#include "train/train_step.h"
+#include "util/dllogger.h"
+#include "util/file_io.h"
+#include "util/progress_line.h"
+#include "util/state_dict.h"
+#include "util/stop_signal.h"
+#include "util/weights.h"
+
+namespace convnets {
+namespace fs = std::filesystem;
+
+StagePlan stage_for_epoch(const TrainConfig& c, int64_t train_size, int64_t epoch, int64_t num_epochs) {
+  StagePlan p;
+  const int64_t n = std::max<int64_t>(1, c.n_stages);
+  if (n == 1) {
+    p.image_size = train_size;
+    p.randaug_magnitude = c.randaug_magnitude;
+    p.mixup_alpha = c.mixup_alpha;
+    p.cutmix_alpha = c.cutmix_alpha;
+    return p;
+  }
+  const int64_t per_stage = std::max<int64_t>(1, num_epochs / n);
+  p.stage = std::min(epoch / per_stage, n - 1);
+  const double s = static_cast<double>(p.stage);
+  const double nd = static_cast<double>(n);
+  // Stage 0 already moves one step away from base_image_size; the strengths start at their base values.
+  p.image_size = static_cast<int64_t>(static_cast<double>(c.base_image_size) +
+                                      static_cast<double>(train_size - c.base_image_size) * (s + 1) / nd);
+  auto lin = [&](double from, double to) { return from + (to - from) * s / (nd - 1); };
+  p.randaug_magnitude = lin(c.base_randaug_magnitude, c.randaug_magnitude);
+  p.mixup_alpha = lin(c.base_mixup, c.mixup_alpha);
+  p.cutmix_alpha = lin(c.base_cutmix, c.cutmix_alpha);
+  return p;
+}
+
+namespace {
+
+constexpr uint64_t kMixSalt = 0x6d69786d69780001ull;  // per-batch mixing draws
+constexpr int64_t kSyntheticEpochImages = 1281167;    // the seeds' ImageNet train size
+
+NamedTensors cpu_copy(const NamedTensors& tensors) {
+  NamedTensors out;
+  out.reserve(tensors.size());
+  for (const auto& [n, t] : tensors) out.emplace_back(n, t.detach().to(torch::kCPU).contiguous().clone());
+  return out;
+}
+
+torch::Tensor scalar_i64(int64_t v) {
+  return torch::tensor(v, torch::kInt64);
+}
+torch::Tensor scalar_f64(double v) {
+  return torch::tensor(v, torch::kDouble);
+}
+
+int64_t meta_i64(const NamedTensors& meta, const std::string& key, const std::string& path) {
+  for (const auto& [n, t] : meta) {
+    if (n == key) return t.item<int64_t>();
+  }
+  throw std::runtime_error("checkpoint '" + path + "': meta has no '" + key + "'");
+}
+
+std::optional<double> meta_f64(const NamedTensors& meta, const std::string& key) {
+  for (const auto& [n, t] : meta) {
+    if (n == key) return t.item<double>();
+  }
+  return std::nullopt;
+}
+
+LrSchedule make_schedule(const TrainConfig& c, double base, int64_t updates_per_epoch,
+                         int64_t total_updates) {
+  LrSchedule s;
+  s.base = base;
+  s.warmup_steps = static_cast<int64_t>(c.lr_warmup_epochs * static_cast<double>(updates_per_epoch));
+  s.clock_after_warmup = c.lr_clock == "after_warmup";
+  if (c.lr_schedule == "cosine") {
+    s.kind = LrSchedule::Kind::kCosine;
+    // The cosine reaches 0 at the last update with either clock.
+    s.decay_steps =
+        std::max<int64_t>(1, s.clock_after_warmup ? total_updates - s.warmup_steps : total_updates);
+  } else if (c.lr_schedule == "step") {
+    s.kind = LrSchedule::Kind::kStep;
+    double m = 1.0;
+    s.multipliers.push_back(m);
+    for (double e : c.lr_step_epochs) {
+      s.boundaries.push_back(static_cast<int64_t>(e * static_cast<double>(updates_per_epoch)));
+      m *= c.lr_step_factor;
+      s.multipliers.push_back(m);
+    }
+  } else if (c.lr_schedule == "exponential") {
+    s.kind = LrSchedule::Kind::kExponential;
+    s.decay_rate = c.lr_decay_rate;
+    s.decay_interval = c.lr_decay_epochs * static_cast<double>(updates_per_epoch);
+  } else {
+    s.kind = LrSchedule::Kind::kConstant;
+  }
+  return s;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, const torch::nn::Module& model) {
+  const DecayPolicy policy = c.weight_decay_exclude == "bn_and_depthwise"
+                                 ? DecayPolicy::kAllButBatchNormAndDepthwise
+                                 : DecayPolicy::kAllButBatchNorm;
+  auto groups = weight_decay_groups(model, policy, c.weight_decay);
+  if (c.optimizer == "rmsprop")
+    return std::make_unique<KerasRmsprop>(groups, c.rmsprop_rho, c.momentum, c.opt_epsilon);
+  if (c.optimizer == "adamw") return std::make_unique<AdamW>(groups, c.beta1, c.beta2, c.opt_epsilon);
+  return std::make_unique<MomentumSgd>(groups, c.momentum, c.nesterov);
+}
+
+// Logs to DLLogger (+ TensorBoard) and the per-epoch summary.csv.
+class RunLogs {
+ public:
+  RunLogs(const TrainConfig& c, bool write_files) {
+    const std::string json = write_files && !c.model_dir.empty()
+                                 ? (fs::path(c.model_dir) / c.log_filename).string()
+                                 : std::string();
+    dll_ = std::make_unique<DlLogger>(json, true);
+    for (const char* m : {"train_throughput", "eval_throughput"}) dll_->metadata(m, "images/s");
+    for (const char* m : {"eval_latency_avg", "eval_latency_p50", "eval_latency_p90", "eval_latency_p95",
+                          "eval_latency_p99", "train_step_latency_avg", "train_step_latency_p99"})
+      dll_->metadata(m, "ms");
+    for (const char* m : {"top1_accuracy", "top5_accuracy", "ema_top1_accuracy", "ema_top5_accuracy"})
+      dll_->metadata(m, "fraction");
+    if (write_files && c.tensorboard && !c.model_dir.empty())
+      tb_ = std::make_unique<TensorBoardWriter>((fs::path(c.model_dir) / "tensorboard").string());
+    if (write_files && !c.model_dir.empty()) csv_path_ = (fs::path(c.model_dir) / "summary.csv").string();
+  }
+  DlLogger& dll() { return *dll_; }
+  void scalar(const std::string& tag, double v, int64_t step) {
+    if (tb_) tb_->scalar(tag, v, step);
+  }
+  void csv_row(const std::vector<std::pair<std::string, std::string>>& cells) {
+    if (csv_path_.empty()) return;
+    const bool fresh = !fs::exists(csv_path_);
+    std::ofstream out(csv_path_, std::ios::app);
+    if (!out) throw std::runtime_error("cannot append to '" + csv_path_ + "'");
+    if (fresh) {
+      for (size_t i = 0; i < cells.size(); ++i) out << (i ? "," : "") << cells[i].first;
+      out << "\n";
+    }
+    for (size_t i = 0; i < cells.size(); ++i) out << (i ? "," : "") << cells[i].second;
+    out << "\n";
+  }
+  void flush() {
+    dll_->flush();
+    if (tb_) tb_->flush();
+  }
+
+ private:
+  std::unique_ptr<DlLogger> dll_;
+  std::unique_ptr<TensorBoardWriter> tb_;
+  std::string csv_path_;
+};
+
+std::string fmt(double v, const char* f = "%.6g") {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), f, v);
+  return buf;
+}
+
+nlohmann::json eval_json(const EvalResult& r, const std::string& prefix) {
+  return {{prefix + "top1_accuracy", r.top1},
+          {prefix + "top5_accuracy", r.top5},
+          {prefix + "eval_loss", r.loss},
+          {prefix + "eval_throughput", r.images_per_second},
+          {prefix + "eval_latency_avg", r.latency.avg},
+          {prefix + "eval_latency_p90", r.latency.p90},
+          {prefix + "eval_latency_p95", r.latency.p95},
+          {prefix + "eval_latency_p99", r.latency.p99}};
+}
+
+}  // namespace
+
+TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
+  const bool benchmark = mode == TrainMode::kBenchmark;
+  if (!benchmark && config.model_dir.empty())
+    throw std::invalid_argument(
+        "model_dir is required to train (checkpoints, config.yaml and logs go there)");
+  if (!config.model_dir.empty()) fs::create_directories(config.model_dir);
+  const RunDevice device = setup_device(config);
+  const ResolvedData data = resolve_data(config);
+  RunLogs logs(config, /*write_files=*/true);
+  const nlohmann::json resolved = config_to_json(config);
+  logs.dll().log("PARAMETER", resolved, /*echo=*/false);
+  if (!config.model_dir.empty() && !benchmark)
+    write_file_atomic((fs::path(config.model_dir) / "config.yaml").string(), config_to_yaml(config));
+
+  torch::manual_seed(static_cast<uint64_t>(config.seed));
+  ConvNetPtr model = build_model(config, device.device);
+  model->train();
+
+  // Data.
+  std::shared_ptr<const ImageSource> train_source = open_split(config, true);
+  std::shared_ptr<const ImageSource> eval_source =
+      mode == TrainMode::kTrainAndEval ? open_split(config, false) : nullptr;
+  if (mode == TrainMode::kTrainAndEval && !eval_source)
+    throw std::invalid_argument(
+        "train_and_eval needs data_dir with a validation split (synthetic data has none)");
+  if (!config.model_dir.empty() && !benchmark) {
+    const auto names = load_class_names(config);
+    const fs::path out = fs::path(config.model_dir) / "classes.txt";
+    if (!names.empty() && !fs::exists(out)) {
+      std::string text;
+      for (const auto& n : names) text.append(n).append("\n");
+      write_file_atomic(out.string(), text);
+    }
+  }
+  const int64_t k = config.grad_accum_steps;
+  const int64_t world = 1;
+  const int64_t global_batch = config.batch_size * world * k;
+  int64_t micro_per_epoch = 0;
+  if (train_source) {
+    micro_per_epoch = train_source->size() / world / config.batch_size;
+  } else {
+    micro_per_epoch = config.iter_unit == "batch" && benchmark
+                          ? config.num_iter * k
+                          : kSyntheticEpochImages / (config.batch_size * world);
+  }
+  const int64_t updates_per_epoch = micro_per_epoch / k;
+  if (updates_per_epoch < 1) {
+    throw std::invalid_argument("batch_size " + std::to_string(config.batch_size) + " x grad_accum_steps " +
+                                std::to_string(k) + " is larger than the " +
+                                std::to_string(train_source ? train_source->size() : 0) + " training images");
+  }
+  const int64_t total_updates =
+      config.iter_unit == "epoch" ? config.num_iter * updates_per_epoch : config.num_iter;
+  const int64_t num_epochs = (total_updates + updates_per_epoch - 1) / updates_per_epoch;
+  const double base_lr = scaled_learning_rate(config.lr_init, global_batch, config.lr_reference_batch);
+  const LrSchedule schedule = make_schedule(config, base_lr, updates_per_epoch, total_updates);
+
+  // Optimisation state.
+  std::unique_ptr<Optimizer> optimizer = make_optimizer(config, *model);
+  std::unique_ptr<GradScaler> scaler;
+  if (device.loss_scaling) {
+    GradScalerOptions so;
+    if (config.static_loss_scale > 0) {
+      so.init_scale = config.static_loss_scale;
+      so.dynamic = false;
+    }
+    scaler = std::make_unique<GradScaler>(so);
+  }
+  std::unique_ptr<ModelEma> ema;
+  if (config.ema_decay > 0) ema = std::make_unique<ModelEma>(*model, config.ema_decay);
+  TrainStepOptions step_options;
+  step_options.accumulation_steps = static_cast<int>(k);
+  step_options.grad_clip_norm = config.grad_clip_norm;
+  step_options.autocast_dtype = device.autocast;
+  TrainStep step(model, *optimizer, step_options, scaler.get(), ema.get());
+
+  // Resume.
+  std::unique_ptr<CheckpointManager> checkpoints;
+  int64_t start_epoch = 0, start_micro = 0;
+  if (!benchmark) {
+    checkpoints =
+        std::make_unique<CheckpointManager>(config.model_dir, static_cast<int>(config.keep_checkpoints));
+    if (const auto latest = checkpoints->latest()) {
+      const TensorSections ckpt = load_checkpoint(*latest);
+      const NamedTensors& meta = section(ckpt, "meta");
+      const int64_t saved_upe = meta_i64(meta, "updates_per_epoch", *latest);
+      if (saved_upe != updates_per_epoch) {
+        throw std::runtime_error("checkpoint '" + *latest + "' was written with " +
+                                 std::to_string(saved_upe) + " updates per epoch, this run has " +
+                                 std::to_string(updates_per_epoch) +
+                                 " (batch size or data changed); use a new model_dir");
+      }
+      load_state_dict(*model, section(ckpt, "state_dict"));
+      optimizer->load_state(section(ckpt, "optimizer"));
+      if (ema) ema->load_state(section(ckpt, "ema_state_dict"));
+      if (scaler) {
+        std::vector<torch::Tensor> s;
+        for (const auto& [n, t] : section(ckpt, "scaler")) s.push_back(t);
+        scaler->load_state(s);
+      }
+      set_cpu_rng_state(section(ckpt, "rng")[0].second);
+      start_epoch = meta_i64(meta, "epoch", *latest);
+      start_micro = meta_i64(meta, "micro_batch", *latest);
+      step.set_updates(meta_i64(meta, "updates", *latest));
+      if (const auto best = meta_f64(meta, "best_top1")) checkpoints->set_best(*best);
+      std::cout << "resuming from " << *latest << " at epoch " << start_epoch + 1 << ", batch " << start_micro
+                << " (update " << step.updates() << " of " << total_updates << ")\n";
+    }
+  }
+
+  std::cout << config.arch << " on " << device.describe() << ": " << num_epochs << " epochs x "
+            << updates_per_epoch << " updates (global batch " << global_batch << ", " << total_updates
+            << " updates), base LR " << fmt(base_lr) << ", "
+            << (train_source ? std::to_string(train_source->size()) + " train images"
+                             : std::string("synthetic data"))
+            << "\n";
+  logs.dll().log("PARAMETER", {{"num_epochs", num_epochs},
+                               {"updates_per_epoch", updates_per_epoch},
+                               {"total_updates", total_updates},
+                               {"global_batch_size", global_batch},
+                               {"base_learning_rate", base_lr},
+                               {"device", device.describe()}});
+
+  install_stop_handlers();
+  TrainOutcome outcome;
+  ConvNetPtr ema_model;  // for evaluating the average
+  std::unique_ptr<Loader> eval_loader;
+  if (eval_source) eval_loader = std::make_unique<Loader>(eval_source, eval_loader_options(config));
+  auto run_eval = [&](int64_t epoch_done) {
+    outcome.eval = evaluate(*model, *eval_loader, device, data);
+    logs.scalar("eval/top1", outcome.eval->top1, step.updates());
+    logs.scalar("eval/top5", outcome.eval->top5, step.updates());
+    logs.scalar("eval/loss", outcome.eval->loss, step.updates());
+    nlohmann::json j = eval_json(*outcome.eval, "");
+    if (ema) {
+      if (!ema_model) ema_model = build_model(config, device.device, /*load_finetune=*/false);
+      load_state_dict(*ema_model, ema->state());
+      outcome.eval_ema = evaluate(*ema_model, *eval_loader, device, data);
+      logs.scalar("eval_ema/top1", outcome.eval_ema->top1, step.updates());
+      logs.scalar("eval_ema/top5", outcome.eval_ema->top5, step.updates());
+      j.update(eval_json(*outcome.eval_ema, "ema_"));
+    }
+    logs.dll().log(nlohmann::json::array({epoch_done}), j);
+  };
+
+  // Training.
+  std::unique_ptr<Loader> loader;
+  std::unique_ptr<SyntheticLoader> synthetic;
+  torch::Tensor synthetic_images, synthetic_labels;
+  int64_t current_stage = -1;
+  std::vector<double> step_ms;  // per update, for the benchmark statistics
+  double timed_seconds = 0;
+  int64_t timed_images = 0;
+  auto sync = [&] {
+    if (device.device.is_cuda()) torch::cuda::synchronize();
+  };
+  auto checkpoint_sections = [&](int64_t epoch, int64_t micro) {
+    TensorSections s;
+    s.emplace_back("state_dict", cpu_copy(state_dict(*model)));
+    if (ema) s.emplace_back("ema_state_dict", cpu_copy(ema->state()));
+    s.emplace_back("optimizer", cpu_copy(optimizer->state()));
+    if (scaler) {
+      const auto st = scaler->state();
+      s.emplace_back("scaler", NamedTensors{{"scale", st[0]}, {"growth_tracker", st[1]}, {"skipped", st[2]}});
+    }
+    s.emplace_back("rng", NamedTensors{{"cpu", cpu_rng_state()}});
+    NamedTensors meta{{"epoch", scalar_i64(epoch)},
+                      {"micro_batch", scalar_i64(micro)},
+                      {"updates", scalar_i64(step.updates())},
+                      {"updates_per_epoch", scalar_i64(updates_per_epoch)},
+                      {"total_updates", scalar_i64(total_updates)}};
+    if (checkpoints->best()) meta.emplace_back("best_top1", scalar_f64(*checkpoints->best()));
+    s.emplace_back("meta", meta);
+    return s;
+  };
+
+  bool stopped = false;
+  int64_t epoch = start_epoch;
+  for (; epoch < num_epochs && step.updates() < total_updates && !stopped; ++epoch) {
+    const StagePlan stage = stage_for_epoch(config, data.train_size, epoch, num_epochs);
+    if (stage.stage != current_stage) {
+      current_stage = stage.stage;
+      if (config.n_stages > 1) {
+        std::cout << "stage " << stage.stage + 1 << "/" << config.n_stages << ": image size "
+                  << stage.image_size << ", RandAugment magnitude " << fmt(stage.randaug_magnitude)
+                  << ", mixup " << fmt(stage.mixup_alpha) << ", cutmix " << fmt(stage.cutmix_alpha) << "\n";
+      }
+      if (train_source) {
+        loader.reset();  // one decode pool at a time
+        loader = std::make_unique<Loader>(
+            train_source, train_loader_options(config, stage.image_size, stage.randaug_magnitude));
+      } else {
+        synthetic = std::make_unique<SyntheticLoader>(config.batch_size, static_cast<int>(stage.image_size),
+                                                      config.num_classes, static_cast<uint64_t>(config.seed));
+        const Batch b = synthetic->next(0, 0);
+        synthetic_images = normalize_images(b.images.to(device.device), data.mean, data.std);
+        synthetic_labels = b.labels.to(device.device);
+      }
+    }
+    MixOptions mix;
+    mix.mixup_alpha = stage.mixup_alpha;
+    mix.cutmix_alpha = stage.cutmix_alpha;
+    mix.per_example = config.mix_per_example;
+    mix.permute_partners = config.mix_partner == "permute";
+    const bool mixing = mix.mixup_alpha > 0 || mix.cutmix_alpha > 0;
+
+    const int64_t first = epoch == start_epoch ? start_micro : 0;
+    if (loader) loader->start_epoch(epoch, first);
+    const int64_t epoch_end =
+        std::min(updates_per_epoch * k,
+                 first + (total_updates - step.updates()) * k);  // a batch-unit run may stop early
+    ProgressLine progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(num_epochs), epoch_end,
+                          first);
+    torch::Tensor window_loss = torch::zeros({}, torch::dtype(torch::kFloat).device(device.device));
+    torch::Tensor epoch_loss = window_loss.clone();
+    int64_t window_micro = 0, epoch_micro = 0, window_images = 0, epoch_images = 0;
+    auto window_start = std::chrono::steady_clock::now();
+    const auto epoch_start = window_start;
+    double lr = 0;
+    for (int64_t b = first; b < updates_per_epoch * k && step.updates() < total_updates; ++b) {
+      const auto step_start = std::chrono::steady_clock::now();
+      torch::Tensor images, labels;
+      if (loader) {
+        std::optional<Batch> batch = loader->next();
+        if (!batch) throw std::runtime_error("the train loader ended early at batch " + std::to_string(b));
+        std::tie(images, labels) = batch_to_device(*batch, device, data);
+      } else {
+        images = synthetic_images;
+        labels = synthetic_labels;
+      }
+      torch::Tensor targets;
+      if (mixing) {
+        Rng rng(static_cast<uint64_t>(config.seed) ^ kMixSalt, static_cast<uint64_t>(epoch),
+                static_cast<uint64_t>(b));
+        const MixParams params = sample_mix_params(images.size(0), images.size(2), images.size(3), mix, rng);
+        std::tie(images, targets) =
+            apply_mix(images, labels, config.num_classes, config.label_smoothing, params);
+      } else {
+        targets = smooth_one_hot(labels, config.num_classes, config.label_smoothing);
+      }
+      lr = schedule.at(step.updates());
+      const MicroStepResult r = step.micro_step(images, targets, lr);
+      window_loss += r.loss;
+      epoch_loss += r.loss;
+      ++window_micro;
+      ++epoch_micro;
+      window_images += images.size(0);
+      epoch_images += images.size(0);
+      if (!r.updated) continue;
+
+      if (benchmark) {
+        sync();
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - step_start).count();
+        if (step.updates() > config.warmup_steps) {
+          step_ms.push_back(ms * static_cast<double>(k));
+          timed_seconds += ms * 1e-3 * static_cast<double>(k);
+          timed_images += images.size(0) * k;
+        }
+      }
+      const bool last_update = step.updates() >= total_updates || b + 1 == updates_per_epoch * k;
+      if (step.updates() % config.display_every == 0 || last_update) {
+        sync();
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+        const double ips = seconds > 0 ? static_cast<double>(window_images) / seconds : 0;
+        const double loss = window_loss.item<double>() / static_cast<double>(window_micro);
+        progress.update(b + 1, "loss " + fmt(loss, "%.4f") + "  lr " + fmt(lr, "%.4g") + "  " +
+                                   fmt(ips, "%.0f") + " img/s" +
+                                   (r.skipped ? "  (overflow: update skipped)" : ""));
+        logs.dll().log(nlohmann::json::array({epoch + 1, step.updates()}),
+                       {{"cross_entropy", loss}, {"learning_rate", lr}, {"imgs_per_sec", ips}},
+                       /*echo=*/false);
+        logs.scalar("train/loss", loss, step.updates());
+        logs.scalar("train/learning_rate", lr, step.updates());
+        logs.scalar("train/images_per_second", ips, step.updates());
+        window_loss.zero_();
+        window_micro = 0;
+        window_images = 0;
+        window_start = std::chrono::steady_clock::now();
+      }
+      if (!benchmark && config.checkpoint_every_steps > 0 &&
+          step.updates() % config.checkpoint_every_steps == 0 && b + 1 < updates_per_epoch * k) {
+        checkpoints->save(epoch, step.updates(), checkpoint_sections(epoch, b + 1));
+      }
+      if (stop_requested()) {
+        progress.finish();
+        if (!benchmark) {
+          const std::string path =
+              checkpoints->save(epoch, step.updates(), checkpoint_sections(epoch, b + 1));
+          std::cout << "signal " << stop_signal_number() << ": stopped after update " << step.updates()
+                    << "; checkpoint " << path << " (run the same command to resume)\n";
+        }
+        stopped = true;
+        break;
+      }
+    }
+    if (stopped) break;
+    progress.finish();
+    sync();
+    const double epoch_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    const double epoch_ips = epoch_seconds > 0 ? static_cast<double>(epoch_images) / epoch_seconds : 0;
+    const double epoch_mean_loss =
+        epoch_micro ? epoch_loss.item<double>() / static_cast<double>(epoch_micro) : 0;
+    if (!benchmark) outcome.train_images_per_second = epoch_ips;
+    const bool last_epoch = epoch + 1 == num_epochs || step.updates() >= total_updates;
+    logs.dll().log(nlohmann::json::array({epoch + 1}), {{"cross_entropy", epoch_mean_loss},
+                                                        {"learning_rate", lr},
+                                                        {"train_throughput", epoch_ips},
+                                                        {"epoch_time_s", epoch_seconds}});
+    std::optional<double> metric;
+    if (mode == TrainMode::kTrainAndEval && ((epoch + 1) % config.epochs_between_eval == 0 || last_epoch)) {
+      run_eval(epoch + 1);
+      metric = outcome.eval->top1;
+      if (outcome.eval_ema) metric = std::max(*metric, outcome.eval_ema->top1);
+    }
+    if (!benchmark) {
+      std::vector<std::pair<std::string, std::string>> row{
+          {"epoch", std::to_string(epoch + 1)},
+          {"updates", std::to_string(step.updates())},
+          {"train_loss", fmt(epoch_mean_loss)},
+          {"learning_rate", fmt(lr)},
+          {"train_images_per_second", fmt(epoch_ips, "%.1f")},
+          {"epoch_seconds", fmt(epoch_seconds, "%.1f")}};
+      if (mode == TrainMode::kTrainAndEval) {
+        row.emplace_back("eval_top1", metric ? fmt(outcome.eval->top1) : "");
+        row.emplace_back("eval_top5", metric ? fmt(outcome.eval->top5) : "");
+        row.emplace_back("eval_loss", metric ? fmt(outcome.eval->loss) : "");
+        if (ema) {
+          row.emplace_back("ema_top1", metric ? fmt(outcome.eval_ema->top1) : "");
+          row.emplace_back("ema_top5", metric ? fmt(outcome.eval_ema->top5) : "");
+        }
+      }
+      logs.csv_row(row);
+      if ((epoch + 1) % config.save_checkpoint_freq == 0 || last_epoch)
+        checkpoints->save(epoch + 1, step.updates(), checkpoint_sections(epoch + 1, 0), metric);
+    }
+    logs.flush();
+  }
+  if (!stopped && mode == TrainMode::kTrainAndEval && !outcome.eval) {
+    std::cout << "already trained for " << total_updates << " updates; evaluating\n";
+    run_eval(epoch);
+  }
+  outcome.updates = step.updates();
+  outcome.interrupted = stopped;
+  if (stopped) {
+    logs.flush();
+    return outcome;
+  }
+
+  nlohmann::json final_data = nlohmann::json::object();
+  if (benchmark) {
+    outcome.train_images_per_second =
+        timed_seconds > 0 ? static_cast<double>(timed_images) / timed_seconds : 0;
+    const LatencyStats st = latency_stats(step_ms);
+    final_data = {{"train_throughput", outcome.train_images_per_second},
+                  {"train_step_latency_avg", st.avg},
+                  {"train_step_latency_p50", st.p50},
+                  {"train_step_latency_p90", st.p90},
+                  {"train_step_latency_p99", st.p99},
+                  {"timed_steps", st.count},
+                  {"global_batch_size", global_batch}};
+    if (st.count == 0) {
+      std::cout << "training_benchmark: no step after the " << config.warmup_steps
+                << " warm-up steps was timed; raise num_iter\n";
+    }
+  } else {
+    // Export: the better of raw and EMA weights when both were evaluated, else the raw weights.
+    const bool use_ema =
+        ema && outcome.eval && outcome.eval_ema && outcome.eval_ema->top1 > outcome.eval->top1;
+    outcome.final_weights = (fs::path(config.model_dir) / "final_weights.pt").string();
+    save_weights(outcome.final_weights, cpu_copy(use_ema ? ema->state() : state_dict(*model)));
+    if (ema && !outcome.eval_ema)
+      save_weights((fs::path(config.model_dir) / "final_weights_ema.pt").string(), cpu_copy(ema->state()));
+    final_data["train_throughput"] = outcome.train_images_per_second;
+    final_data["exported_weights"] = use_ema ? "ema" : "raw";
+    if (outcome.eval) final_data.update(eval_json(*outcome.eval, ""));
+    if (outcome.eval_ema) final_data.update(eval_json(*outcome.eval_ema, "ema_"));
+  }
+  logs.dll().log(nlohmann::json::array(), final_data);
+  logs.flush();
+  return outcome;
+}
+
+}  // namespace convnets

@@ -1,0 +1,146 @@
+#include "train/train_config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+#include "train/trainer.h"
+
+namespace convnets {
+namespace {
+
+std::string write(const testing::ScratchDir& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir.file(name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TrainConfig, DefaultsFollowTheArchitecturesRecipe) {
+  const TrainConfig r = default_config("resnet50");
+  EXPECT_EQ(r.optimizer, "momentum");
+  EXPECT_DOUBLE_EQ(r.momentum, 0.875);
+  EXPECT_DOUBLE_EQ(r.lr_init, 0.256);
+  EXPECT_EQ(r.lr_reference_batch, 256);
+  EXPECT_EQ(r.lr_clock, "global");
+  EXPECT_DOUBLE_EQ(r.weight_decay, 3.0517578125e-05);
+  const TrainConfig e = default_config("efficientnet_b4");
+  EXPECT_EQ(e.optimizer, "rmsprop");
+  EXPECT_EQ(e.lr_reference_batch, 128);
+  EXPECT_EQ(e.lr_clock, "after_warmup");
+  EXPECT_DOUBLE_EQ(e.weight_decay, 1e-5);  // Keras l2(5e-6) in the PyTorch convention
+  EXPECT_EQ(e.weight_decay_exclude, "bn_and_depthwise");
+  EXPECT_DOUBLE_EQ(e.ema_decay, 0.9999);
+  EXPECT_DOUBLE_EQ(e.mixup_alpha, 0.2);
+  EXPECT_DOUBLE_EQ(default_config("efficientnet_b0").mixup_alpha, 0.0);
+}
+
+TEST(TrainConfig, FlagsOverrideTheRecipeWhichOverridesTheDefaults) {
+  testing::ScratchDir dir;
+  const std::string recipe = write(dir, "r.yaml",
+                                   "arch: efficientnet_b0\n"
+                                   "batch_size: 64\n"
+                                   "lr_init: 0.01\n"
+                                   "amp: true\n"
+                                   "lr_step_epochs: [3, 6]\n");
+  const TrainConfig c = resolve_config(recipe, {{"lr_init", "0.02"}, {"num_iter", "7"}});
+  EXPECT_EQ(c.arch, "efficientnet_b0");
+  EXPECT_EQ(c.optimizer, "rmsprop");  // from the architecture's defaults
+  EXPECT_EQ(c.batch_size, 64);        // from the recipe
+  EXPECT_TRUE(c.amp);
+  EXPECT_EQ(c.lr_step_epochs, (std::vector<double>{3, 6}));
+  EXPECT_DOUBLE_EQ(c.lr_init, 0.02);  // the flag wins
+  EXPECT_EQ(c.num_iter, 7);
+  // --arch on the command line picks the defaults even when the recipe names another architecture.
+  const TrainConfig r = resolve_config(recipe, {{"arch", "resnet18"}});
+  EXPECT_EQ(r.optimizer, "momentum");
+  EXPECT_EQ(r.batch_size, 64);
+}
+
+TEST(TrainConfig, BadKeysAndValuesAreNamed) {
+  testing::ScratchDir dir;
+  const std::string typo = write(dir, "typo.yaml", "batch_sise: 64\n");
+  EXPECT_NE(error_of([&] { resolve_config(typo, {}); }).find("unknown key 'batch_sise'"), std::string::npos);
+  EXPECT_NE(error_of([&] { resolve_config(typo, {}); }).find("typo.yaml"), std::string::npos);
+  const std::string msg = error_of([&] { resolve_config("", {{"batch_size", "lots"}}); });
+  EXPECT_NE(msg.find("flag --batch_size"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("expected an integer"), std::string::npos) << msg;
+  EXPECT_NE(error_of([&] {
+              resolve_config("", {{"optimizer", "adam"}});
+            }).find("momentum | rmsprop | adamw"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              resolve_config("", {{"label_smoothing", "1.5"}});
+            }).find("[0, 0.99]"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              resolve_config("", {{"amp", "maybe"}});
+            }).find("true or false"),
+            std::string::npos);
+  const std::string nested = write(dir, "nested.yaml", "lr_init: {a: 1}\n");
+  EXPECT_NE(error_of([&] { resolve_config(nested, {}); }).find("not a map"), std::string::npos);
+  const std::string broken = write(dir, "broken.yaml", "lr_init: [1, 2\n");
+  EXPECT_NE(error_of([&] { resolve_config(broken, {}); }).find("broken.yaml"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              resolve_config("", {{"arch", "resnet18"}, {"dropout", "0.3"}});
+            }).find("dropout"),
+            std::string::npos);
+}
+
+TEST(TrainConfig, TheWrittenYamlReadsBackToTheSameConfig) {
+  testing::ScratchDir dir;
+  TrainConfig c = resolve_config("", {{"arch", "efficientnet_b0"},
+                                      {"data_dir", "/data/with: colon"},
+                                      {"lr_init", "0.1234567890123"},
+                                      {"batch_sizes", "1,8,64"}});
+  const std::string path = write(dir, "config.yaml", config_to_yaml(c));
+  const TrainConfig back = resolve_config(path, {});
+  EXPECT_EQ(config_to_json(back), config_to_json(c));
+}
+
+TEST(TrainConfig, EveryRecipeInTheRepositoryResolves) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(testing::tests_source_dir() + "/../recipes")) {
+    if (entry.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(resolve_config(entry.path().string(), {})) << entry.path();
+    ++count;
+  }
+  EXPECT_GE(count, 9);
+}
+
+TEST(ProgressiveStages, FollowTheEfficientNetV2Rule) {
+  TrainConfig c = default_config("efficientnet_b0");
+  c.n_stages = 4;
+  c.base_image_size = 128;
+  c.randaug_magnitude = 15;
+  c.base_randaug_magnitude = 5;
+  c.mixup_alpha = 0.3;
+  c.base_mixup = 0.0;
+  // 10 epochs, 4 stages: 2 epochs each, the last stage runs to the end.
+  const int64_t expected_stage[] = {0, 0, 1, 1, 2, 2, 3, 3, 3, 3};
+  for (int64_t e = 0; e < 10; ++e) EXPECT_EQ(stage_for_epoch(c, 300, e, 10).stage, expected_stage[e]) << e;
+  const StagePlan first = stage_for_epoch(c, 300, 0, 10);
+  EXPECT_EQ(first.image_size, 171);  // int(128 + 172 * 1 / 4): stage 0 is not the base size
+  EXPECT_DOUBLE_EQ(first.randaug_magnitude, 5);
+  EXPECT_DOUBLE_EQ(first.mixup_alpha, 0.0);
+  const StagePlan last = stage_for_epoch(c, 300, 9, 10);
+  EXPECT_EQ(last.image_size, 300);
+  EXPECT_DOUBLE_EQ(last.randaug_magnitude, 15);
+  EXPECT_DOUBLE_EQ(last.mixup_alpha, 0.3);
+  EXPECT_DOUBLE_EQ(stage_for_epoch(c, 300, 4, 10).randaug_magnitude, 5 + 10.0 * 2 / 3);
+  c.n_stages = 1;
+  EXPECT_EQ(stage_for_epoch(c, 224, 5, 10).image_size, 224);
+}
+
+}  // namespace
+}  // namespace convnets

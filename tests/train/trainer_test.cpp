@@ -1,0 +1,84 @@
+// The training loop on a tiny image folder: progressive stages switch the loader, CPU autocast, EMA
+// evaluation and the export of the better weights, and the per-epoch files.
+#include "train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "data/jpeg_codec.h"
+#include "test_support.h"
+#include "util/file_io.h"
+#include "util/weights.h"
+
+namespace convnets {
+namespace {
+
+// 2 classes x `per_class` images of 40x40: dark or bright squares with noise, easy to tell apart.
+void write_folder(const std::filesystem::path& root, int per_class) {
+  Rng rng(7);
+  for (const std::string split : {"train", "val"}) {
+    for (int c = 0; c < 2; ++c) {
+      const auto dir = root / split / ("class" + std::to_string(c));
+      std::filesystem::create_directories(dir);
+      for (int i = 0; i < per_class; ++i) {
+        ImageU8 img(40, 40);
+        for (auto& p : img.pixels) p = static_cast<uint8_t>((c ? 170 : 60) + rng.uniform_int(60));
+        write_file_atomic((dir / (std::to_string(i) + ".jpg")).string(), encode_jpeg(img, 90));
+      }
+    }
+  }
+}
+
+TEST(Trainer, ProgressiveStagesAmpAndEmaOnAnImageFolder) {
+  testing::ScratchDir dir;
+  write_folder(dir.path() / "data", 12);
+  TrainConfig c = resolve_config("", {{"arch", "resnet18"},
+                                      {"num_classes", "2"},
+                                      {"data_dir", dir.file("data")},
+                                      {"model_dir", dir.file("run")},
+                                      {"image_size", "32"},
+                                      {"eval_image_size", "32"},
+                                      {"batch_size", "8"},
+                                      {"num_iter", "4"},
+                                      {"n_stages", "2"},
+                                      {"base_image_size", "16"},
+                                      {"base_mixup", "0"},
+                                      {"mixup_alpha", "0.4"},
+                                      {"amp", "true"},
+                                      {"ema_decay", "0.5"},
+                                      {"lr_warmup_epochs", "0"},
+                                      {"lr_init", "0.5"},
+                                      {"workers", "2"}});
+  ::testing::internal::CaptureStdout();
+  const TrainOutcome out = run_training(c, TrainMode::kTrainAndEval);
+  const std::string stdout_text = ::testing::internal::GetCapturedStdout();
+  EXPECT_FALSE(out.interrupted);
+  EXPECT_EQ(out.updates, 4 * 3);  // 24 images / 8 per batch, 4 epochs
+  // Stage 0 is 16 + (32 - 16) * 1/2 = 24 px with mixup at its base 0; stage 1 is 32 px with mixup 0.4.
+  EXPECT_NE(stdout_text.find("stage 1/2: image size 24, RandAugment magnitude 5, mixup 0, cutmix 0"),
+            std::string::npos)
+      << stdout_text;
+  EXPECT_NE(stdout_text.find("stage 2/2: image size 32, RandAugment magnitude 10, mixup 0.4, cutmix 0"),
+            std::string::npos)
+      << stdout_text;
+  ASSERT_TRUE(out.eval && out.eval_ema);
+  EXPECT_EQ(out.eval->images, 24);
+  EXPECT_EQ(out.eval_ema->images, 24);
+  std::ifstream csv(dir.file("run/summary.csv"));
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(csv, line);) rows.push_back(line);
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_EQ(
+      rows[0],
+      "epoch,updates,train_loss,learning_rate,train_images_per_second,epoch_seconds,eval_top1,eval_top5,"
+      "eval_loss,ema_top1,ema_top5");
+  // The exported weights are the better of raw and EMA by the last eval.
+  const NamedTensors exported = load_weights(out.final_weights);
+  EXPECT_FALSE(exported.empty());
+  EXPECT_TRUE(std::filesystem::exists(dir.file("run/best.pt")));
+}
+
+}  // namespace
+}  // namespace convnets
