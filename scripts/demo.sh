@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: set up, build, and run the main job on the embedded default data: ResNet-18 trained on
 # Fashion-MNIST (Debian's dataset-fashion-mnist) through the TFRecord path, then evaluated.
-# EPOCHS (default 1, about 7 minutes on 2 cores; the recipe runs 8) and WORK (default runs/demo) can be set.
+# EPOCHS (default 1, about 7 minutes on 2 cores; the recipe runs 12) and WORK (default runs/demo) can be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
