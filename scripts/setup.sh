@@ -9,6 +9,7 @@ APT_PACKAGES=(
   cmake ninja-build ccache g++ pkg-config
   libjpeg62-turbo-dev libpng-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
+  libgloo-dev
   clang libclang-rt-14-dev
   dataset-fashion-mnist
 )

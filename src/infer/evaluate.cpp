@@ -9,6 +9,22 @@
 
 namespace convnets {
 
+EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group) {
+  const auto v = group.sum({static_cast<double>(local.images), static_cast<double>(local.correct1),
+                            static_cast<double>(local.correct5), local.loss_sum, local.images_per_second});
+  EvalResult r = local;
+  r.images = static_cast<int64_t>(v[0]);
+  r.correct1 = static_cast<int64_t>(v[1]);
+  r.correct5 = static_cast<int64_t>(v[2]);
+  r.loss_sum = v[3];
+  r.images_per_second = v[4];
+  if (r.images == 0) throw std::runtime_error("evaluation: the eval split gave no images on any rank");
+  r.top1 = static_cast<double>(r.correct1) / static_cast<double>(r.images);
+  r.top5 = static_cast<double>(r.correct5) / static_cast<double>(r.images);
+  r.loss = r.loss_sum / static_cast<double>(r.images);
+  return r;
+}
+
 EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device, const ResolvedData& data,
                     const EvalOptions& options) {
   const bool was_training = model.is_training();
@@ -56,13 +72,16 @@ EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device,
     ++index;
     if (options.on_batch) options.on_batch(index, total);
   }
-  if (r.images == 0) throw std::runtime_error("evaluation: the eval split gave no images");
+  if (r.images == 0 && !options.allow_empty_shard)
+    throw std::runtime_error("evaluation: the eval split gave no images");
   r.correct1 = correct1.item<int64_t>();
   r.correct5 = correct5.item<int64_t>();
   r.loss_sum = loss_sum.item<double>();
-  r.top1 = static_cast<double>(r.correct1) / static_cast<double>(r.images);
-  r.top5 = static_cast<double>(r.correct5) / static_cast<double>(r.images);
-  r.loss = r.loss_sum / static_cast<double>(r.images);
+  if (r.images > 0) {  // an empty shard leaves the ratios to the sum over ranks
+    r.top1 = static_cast<double>(r.correct1) / static_cast<double>(r.images);
+    r.top5 = static_cast<double>(r.correct5) / static_cast<double>(r.images);
+    r.loss = r.loss_sum / static_cast<double>(r.images);
+  }
   r.images_per_second = timed_seconds > 0 ? static_cast<double>(timed_images) / timed_seconds : 0;
   r.latency = latency_stats(batch_ms);
   if (was_training) model.train();

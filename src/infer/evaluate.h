@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "data/loader.h"
+#include "dist/process_group.h"
 #include "infer/latency.h"
 #include "models/layers.h"
 #include "train/run_setup.h"
@@ -24,7 +25,12 @@ struct EvalResult {
 struct EvalOptions {
   int64_t warmup_batches = 0;                           // left out of throughput and latency
   std::function<void(int64_t, int64_t)> on_batch = {};  // (batches done, total)
+  bool allow_empty_shard = false;  // data parallel: a rank may hold no images; the sum over ranks may not
 };
+
+// Data parallel: each rank evaluated its shard; the sums are the whole split's exact figures (throughput:
+// the sum over ranks; latency: this rank's).
+EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group);
 
 EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device, const ResolvedData& data,
                     const EvalOptions& options = {});

@@ -12,6 +12,8 @@
 #include "data/jpeg_codec.h"
 #include "data/png_codec.h"
 #include "data/transforms.h"
+#include "dist/dist_env.h"
+#include "dist/process_group.h"
 #include "train/autocast.h"
 #include "train/checkpoint.h"
 #include "util/dllogger.h"
@@ -29,6 +31,16 @@ bool has_section(const TensorSections& sections, const std::string& name) {
     if (s.first == name) return true;
   }
   return false;
+}
+
+// predict and inference_benchmark measure one process; a multi-process launch would repeat them per rank.
+void require_single_process(const char* mode) {
+  const DistEnv env = detect_dist_env(process_env());
+  if (env.distributed()) {
+    throw std::invalid_argument(std::string(mode) + " runs in one process, but this is rank " +
+                                std::to_string(env.rank) + " of " + std::to_string(env.world_size) + " (" +
+                                env.launcher + " launch); run it without the launcher");
+  }
 }
 
 std::string dll_path(const TrainConfig& c) {
@@ -84,22 +96,36 @@ LoadedWeights load_for_inference(const TrainConfig& config, const RunDevice& dev
 }
 
 EvalModeResult run_eval_mode(const TrainConfig& config) {
-  const RunDevice device = setup_device(config);
+  // Launched by torchrun / srun / mpirun: each rank evaluates a shard, rank 0 reports the exact totals.
+  const DistEnv dist_env = run_dist_env(config);
+  const RunDevice device = setup_device(config, dist_env.local_rank);
+  const std::unique_ptr<ProcessGroup> group = join_ranks(config, dist_env, device);
+  const bool main_rank = !group || group->is_main();
   const ResolvedData data = resolve_data(config);
   auto source = open_split(config, false);
   if (!source) throw std::invalid_argument("eval needs --data_dir with a validation split");
   LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false);
-  DlLogger dll(dll_path(config), true);
+  DlLogger dll(main_rank ? dll_path(config) : std::string(), main_rank);
   dll.log("PARAMETER", config_to_json(config), false);
   for (const char* m :
        {"eval_latency_avg", "eval_latency_p50", "eval_latency_p90", "eval_latency_p95", "eval_latency_p99"})
     dll.metadata(m, "ms");
   dll.metadata("eval_throughput", "images/s");
-  Loader loader(source, eval_loader_options(config));
+  LoaderOptions lo = eval_loader_options(config);
+  lo.rank = dist_env.rank;
+  lo.world_size = dist_env.world_size;
+  Loader loader(source, lo);
   EvalOptions eo;
+  eo.allow_empty_shard = group != nullptr;
   eo.warmup_batches = std::min<int64_t>(config.warmup_steps, loader.batches_per_epoch() / 2);
-  std::cout << "evaluating " << w.source << " on " << source->size() << " images (" << device.describe()
-            << ")\n";
+  if (main_rank) {
+    std::cout << "evaluating " << w.source << " on " << source->size() << " images (" << device.describe()
+              << (group ? ", " + std::to_string(group->size()) + " ranks" : std::string()) << ")\n";
+  }
+  auto evaluate_all = [&](ConvNetImpl& m) {
+    EvalResult r = evaluate(m, loader, device, data, eo);
+    return group ? sum_over_ranks(r, *group) : r;
+  };
   EvalModeResult result;
   auto report = [&](const EvalResult& r, const std::string& which) {
     dll.log(nlohmann::json::array(), {{"weights", which},
@@ -115,15 +141,17 @@ EvalModeResult run_eval_mode(const TrainConfig& config) {
                                       {"eval_latency_p99", r.latency.p99}});
   };
   if (w.ema_model) {  // EMA first, then the raw weights (as the EfficientNet recipe's eval does)
-    result.ema = evaluate(*w.ema_model, loader, device, data, eo);
+    result.ema = evaluate_all(*w.ema_model);
     report(*result.ema, "ema");
   }
-  result.raw = evaluate(*w.model, loader, device, data, eo);
+  result.raw = evaluate_all(*w.model);
   report(result.raw, "raw");
+  if (group) group->barrier();
   return result;
 }
 
 std::vector<Prediction> run_predict(const TrainConfig& config) {
+  require_single_process("predict");
   if (config.to_predict.empty()) throw std::invalid_argument("predict needs --to_predict FILE_OR_DIRECTORY");
   std::vector<std::string> files;
   if (fs::is_directory(config.to_predict)) {
@@ -208,6 +236,7 @@ std::vector<Prediction> run_predict(const TrainConfig& config) {
 }
 
 std::vector<InferenceBenchmarkRow> run_inference_benchmark(const TrainConfig& config) {
+  require_single_process("inference_benchmark");
   const RunDevice device = setup_device(config);
   const ResolvedData data = resolve_data(config);
   LoadedWeights w = load_for_inference(config, device, /*allow_random=*/true);

@@ -23,6 +23,23 @@ torch::nn::BatchNorm2d make_batch_norm(int64_t channels, const BatchNormConfig& 
   return torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).momentum(bn.momentum).eps(bn.eps));
 }
 
+namespace {
+BatchNormHook& batch_norm_hook() {
+  static BatchNormHook hook;  // set between runs, read by forwards: no concurrent writers
+  return hook;
+}
+}  // namespace
+
+torch::Tensor batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) {
+  const BatchNormHook& hook = batch_norm_hook();
+  return hook ? hook(bn, x) : bn.forward(x);
+}
+
+BatchNormHook set_batch_norm_hook(BatchNormHook hook) {
+  std::swap(batch_norm_hook(), hook);
+  return hook;
+}
+
 torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,
                             bool bias) {
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
@@ -40,7 +57,7 @@ ConvNormActImpl::ConvNormActImpl(int64_t in, int64_t out, int64_t kernel, int64_
 }
 
 torch::Tensor ConvNormActImpl::forward(torch::Tensor x) {
-  x = bn->forward(conv_forward(conv, x));
+  x = batch_norm(*bn, conv_forward(conv, x));
   switch (act_) {
     case Activation::kReLU:
       return x.relu_();

@@ -7,6 +7,7 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,13 @@ struct BatchNormConfig {
 };
 
 torch::nn::BatchNorm2d make_batch_norm(int64_t channels, const BatchNormConfig& bn);
+
+// Every BatchNorm2d forward in the zoo goes through here. A process-wide hook (data parallel's SyncBatchNorm)
+// may take over modules in training mode; without one this is bn.forward(x).
+using BatchNormHook = std::function<torch::Tensor(torch::nn::BatchNorm2dImpl&, const torch::Tensor&)>;
+torch::Tensor batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x);
+// Installs `hook` (empty: none) and returns the previous one.
+BatchNormHook set_batch_norm_hook(BatchNormHook hook);
 torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t groups = 1,
                             bool bias = false);
 

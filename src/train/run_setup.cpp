@@ -1,6 +1,7 @@
 #include "train/run_setup.h"
 
 #include <ATen/Context.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -25,12 +26,22 @@ std::string RunDevice::describe() const {
   return s;
 }
 
-RunDevice setup_device(const TrainConfig& config) {
+RunDevice setup_device(const TrainConfig& config, int local_rank) {
   RunDevice d;
   const bool cuda = torch::cuda::is_available();
   if (config.device == "cuda" && !cuda)
     throw std::runtime_error("device = cuda, but no CUDA device is available");
-  d.device = (config.device == "cpu" || !cuda) ? torch::Device(torch::kCPU) : torch::Device(torch::kCUDA, 0);
+  if (config.device != "cpu" && cuda) {
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    if (local_rank >= count) {
+      throw std::runtime_error("local rank " + std::to_string(local_rank) + " has no GPU: this node has " +
+                               std::to_string(count) + " (launch one process per GPU)");
+    }
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(local_rank));
+  }
+  d.device = (config.device == "cpu" || !cuda)
+                 ? torch::Device(torch::kCPU)
+                 : torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
   if (config.amp) {
     if (d.device.is_cuda() && config.amp_dtype == "fp16") {
       d.autocast = torch::kHalf;
@@ -52,6 +63,19 @@ void to_channels_last(torch::nn::Module& module) {
   for (auto& p : module.parameters()) {
     if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
   }
+}
+
+DistEnv run_dist_env(const TrainConfig& config) {
+  return detect_dist_env(process_env(), config.master_addr, static_cast<int>(config.master_port));
+}
+
+std::unique_ptr<ProcessGroup> join_ranks(const TrainConfig& config, const DistEnv& env,
+                                         const RunDevice& device) {
+  if (!env.distributed()) return nullptr;
+  ProcessGroupOptions po;
+  po.backend = config.dist_backend;
+  po.timeout = std::chrono::seconds(config.dist_timeout);
+  return ProcessGroup::create(env, device.device, po);
 }
 
 ConvNetPtr build_model(const TrainConfig& config, const torch::Device& device, bool load_finetune) {

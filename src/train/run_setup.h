@@ -8,6 +8,8 @@
 
 #include "data/image_source.h"
 #include "data/loader.h"
+#include "dist/dist_env.h"
+#include "dist/process_group.h"
 #include "models/layers.h"
 #include "models/registry.h"
 #include "train/train_config.h"
@@ -23,7 +25,15 @@ struct RunDevice {
 
 // Resolves --device/--amp and sets the process-wide CUDA knobs (TF32, cuDNN benchmark). Throws when CUDA is
 // asked for and absent.
-RunDevice setup_device(const TrainConfig& config);
+// `local_rank`: which GPU of this node (data-parallel launches); it becomes the current CUDA device.
+RunDevice setup_device(const TrainConfig& config, int local_rank = 0);
+
+// The launcher's view of this process (torchrun / srun / mpirun variables; --master_addr / --master_port
+// win).
+DistEnv run_dist_env(const TrainConfig& config);
+// Joins the other ranks with --dist_backend / --dist_timeout; nullptr for a single process.
+std::unique_ptr<ProcessGroup> join_ranks(const TrainConfig& config, const DistEnv& env,
+                                         const RunDevice& device);
 
 // The architecture with the config's overrides, on `device` (channels_last when asked). With
 // `finetune_from` set, those weights are loaded, skipping (and reporting) keys whose shape differs.

@@ -85,6 +85,15 @@ struct TrainConfig {
   bool channels_last = true;
   bool cudnn_benchmark = true;
 
+  // Data parallel (launch with torchrun / srun / mpirun; one process per GPU).
+  std::string dist_backend = "auto";      // auto (NCCL on CUDA, Gloo on CPU) | nccl | gloo
+  int64_t dist_timeout = 300;             // seconds a collective may wait before the job fails
+  std::string master_addr;                // empty: from the launcher's environment
+  int64_t master_port = 0;                // 0: MASTER_PORT, else 29500
+  double bucket_size_mb = 25;             // gradient all-reduce bucket
+  std::string grad_compression = "none";  // none | fp16 | bf16: dtype gradients travel in
+  bool sync_bn = false;  // BatchNorm statistics over the global batch (small per-GPU batches)
+
   // Checkpoints and logs.
   std::string model_dir;
   int64_t save_checkpoint_freq = 1;    // epochs

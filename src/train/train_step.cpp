@@ -24,12 +24,16 @@ MicroStepResult TrainStep::micro_step(const torch::Tensor& images, const torch::
   result.loss = loss.detach();
   torch::Tensor scaled = loss / options_.accumulation_steps;
   if (scaler_) scaled = scaler_->scale(scaled);
+  const bool last_micro = micro_ + 1 == options_.accumulation_steps;
+  if (reducer_) reducer_->set_sync(last_micro);
   scaled.backward();
-  if (++micro_ < options_.accumulation_steps) {
+  if (!last_micro) {
+    ++micro_;
     result.updates = updates_;
     return result;
   }
   micro_ = 0;
+  if (reducer_) reducer_->finish();
   result.updated = true;
   bool finite = true;
   if (scaler_) finite = scaler_->unscale(params_);

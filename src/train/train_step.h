@@ -5,6 +5,7 @@
 #pragma once
 #include <optional>
 
+#include "dist/grad_reducer.h"
 #include "models/layers.h"
 #include "train/ema.h"
 #include "train/grad_scaler.h"
@@ -37,6 +38,9 @@ class TrainStep {
   int pending_micro_batches() const { return micro_; }
   // Resuming: the update counter of the checkpoint (only at an update boundary).
   void set_updates(int64_t updates) { updates_ = updates; }
+  // Data parallel: gradients are averaged across ranks during the backward of each update's last
+  // micro-batch (the earlier ones only accumulate), before unscaling, clipping and the update.
+  void set_reducer(GradReducer* reducer) { reducer_ = reducer; }
 
  private:
   ConvNetPtr model_;
@@ -44,6 +48,7 @@ class TrainStep {
   TrainStepOptions options_;
   GradScaler* scaler_;
   ModelEma* ema_;
+  GradReducer* reducer_ = nullptr;
   std::vector<torch::Tensor> params_;
   int micro_ = 0;
   int64_t updates_ = 0;

@@ -10,6 +10,10 @@
 #include <iostream>
 
 #include "data/mixing.h"
+#include "dist/dist_env.h"
+#include "dist/grad_reducer.h"
+#include "dist/process_group.h"
+#include "dist/sync_batch_norm.h"
 #include "train/checkpoint.h"
 #include "train/ema.h"
 #include "train/grad_scaler.h"
@@ -134,7 +138,7 @@ class RunLogs {
     const std::string json = write_files && !c.model_dir.empty()
                                  ? (fs::path(c.model_dir) / c.log_filename).string()
                                  : std::string();
-    dll_ = std::make_unique<DlLogger>(json, true);
+    dll_ = std::make_unique<DlLogger>(json, /*echo_to_stdout=*/write_files);
     for (const char* m : {"train_throughput", "eval_throughput"}) dll_->metadata(m, "images/s");
     for (const char* m : {"eval_latency_avg", "eval_latency_p50", "eval_latency_p90", "eval_latency_p95",
                           "eval_latency_p99", "train_step_latency_avg", "train_step_latency_p99"})
@@ -172,6 +176,12 @@ class RunLogs {
   std::string csv_path_;
 };
 
+// Where non-zero ranks' console output goes.
+std::ostream& null_stream() {
+  static std::ostream sink(nullptr);
+  return sink;
+}
+
 std::string fmt(double v, const char* f = "%.6g") {
   char buf[64];
   std::snprintf(buf, sizeof(buf), f, v);
@@ -197,17 +207,28 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
     throw std::invalid_argument(
         "model_dir is required to train (checkpoints, config.yaml and logs go there)");
   if (!config.model_dir.empty()) fs::create_directories(config.model_dir);
-  const RunDevice device = setup_device(config);
+  // Data parallel: one process per GPU (or CPU process), rank 0 writes every file.
+  const DistEnv dist_env = run_dist_env(config);
+  const RunDevice device = setup_device(config, dist_env.local_rank);
+  const std::unique_ptr<ProcessGroup> group = join_ranks(config, dist_env, device);
+  const bool main_rank = !group || group->is_main();
+  const int rank = group ? group->rank() : 0;
+  std::ostream& out = main_rank ? std::cout : null_stream();
   const ResolvedData data = resolve_data(config);
-  RunLogs logs(config, /*write_files=*/true);
+  RunLogs logs(config, /*write_files=*/main_rank);
   const nlohmann::json resolved = config_to_json(config);
   logs.dll().log("PARAMETER", resolved, /*echo=*/false);
-  if (!config.model_dir.empty() && !benchmark)
+  if (main_rank && !config.model_dir.empty() && !benchmark)
     write_file_atomic((fs::path(config.model_dir) / "config.yaml").string(), config_to_yaml(config));
 
   torch::manual_seed(static_cast<uint64_t>(config.seed));
   ConvNetPtr model = build_model(config, device.device);
   model->train();
+  if (group) {
+    broadcast_module_state(*model, *group);  // one starting point, whatever each rank drew
+    // Own random streams per rank (dropout, stochastic depth), so the ranks do not draw the same masks.
+    if (rank > 0) torch::manual_seed(static_cast<uint64_t>(config.seed) ^ (0x9E3779B97F4A7C15ULL * rank));
+  }
 
   // Data.
   std::shared_ptr<const ImageSource> train_source = open_split(config, true);
@@ -216,7 +237,7 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
   if (mode == TrainMode::kTrainAndEval && !eval_source)
     throw std::invalid_argument(
         "train_and_eval needs data_dir with a validation split (synthetic data has none)");
-  if (!config.model_dir.empty() && !benchmark) {
+  if (main_rank && !config.model_dir.empty() && !benchmark) {
     const auto names = load_class_names(config);
     const fs::path out = fs::path(config.model_dir) / "classes.txt";
     if (!names.empty() && !fs::exists(out)) {
@@ -226,7 +247,7 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
     }
   }
   const int64_t k = config.grad_accum_steps;
-  const int64_t world = 1;
+  const int64_t world = group ? group->size() : 1;
   const int64_t global_batch = config.batch_size * world * k;
   int64_t micro_per_epoch = 0;
   if (train_source) {
@@ -266,14 +287,55 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
   step_options.grad_clip_norm = config.grad_clip_norm;
   step_options.autocast_dtype = device.autocast;
   TrainStep step(model, *optimizer, step_options, scaler.get(), ema.get());
+  std::unique_ptr<GradReducer> reducer;
+  if (group) {
+    std::vector<torch::Tensor> trainable;
+    for (const auto& p : model->parameters()) {
+      if (p.requires_grad()) trainable.push_back(p);
+    }
+    GradReducerOptions ro;
+    ro.bucket_bytes = static_cast<int64_t>(config.bucket_size_mb * 1024 * 1024);
+    ro.compression = config.grad_compression;
+    reducer = std::make_unique<GradReducer>(trainable, *group, ro);
+    step.set_reducer(reducer.get());
+  }
+  std::unique_ptr<SyncBatchNormScope> sync_bn;  // destroyed before the group
+  if (group && config.sync_bn) sync_bn = std::make_unique<SyncBatchNormScope>(*group);
+  // Averages BatchNorm statistics (model and EMA) across ranks, before eval and checkpoints.
+  auto sync_buffers = [&] {
+    if (!group) return;
+    average_module_buffers(*model, *group);
+    if (ema) {
+      std::vector<torch::Tensor> ema_buffers;
+      for (const auto& [name, t] : ema->state()) {
+        if (t.is_floating_point() && (name.ends_with("running_mean") || name.ends_with("running_var")))
+          ema_buffers.push_back(t);
+      }
+      average_tensors(ema_buffers, *group);
+    }
+  };
 
   // Resume.
   std::unique_ptr<CheckpointManager> checkpoints;
   int64_t start_epoch = 0, start_micro = 0;
   if (!benchmark) {
-    checkpoints =
-        std::make_unique<CheckpointManager>(config.model_dir, static_cast<int>(config.keep_checkpoints));
-    if (const auto latest = checkpoints->latest()) {
+    // Rank 0 picks the checkpoint; every rank loads that file (model_dir on a filesystem all nodes share).
+    std::optional<std::string> latest;
+    if (main_rank) {
+      checkpoints =
+          std::make_unique<CheckpointManager>(config.model_dir, static_cast<int>(config.keep_checkpoints));
+      latest = checkpoints->latest();
+    }
+    if (group) {
+      const std::string chosen = group->broadcast_string(latest.value_or(""));
+      latest = chosen.empty() ? std::nullopt : std::optional<std::string>(chosen);
+      if (latest && !fs::exists(*latest)) {
+        throw std::runtime_error("rank " + std::to_string(rank) + " cannot read checkpoint '" + *latest +
+                                 "' that rank 0 resumes from: model_dir must be on a filesystem that every "
+                                 "node shares");
+      }
+    }
+    if (latest) {
       const TensorSections ckpt = load_checkpoint(*latest);
       const NamedTensors& meta = section(ckpt, "meta");
       const int64_t saved_upe = meta_i64(meta, "updates_per_epoch", *latest);
@@ -291,22 +353,38 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
         for (const auto& [n, t] : section(ckpt, "scaler")) s.push_back(t);
         scaler->load_state(s);
       }
-      set_cpu_rng_state(section(ckpt, "rng")[0].second);
+      // Each rank continues its own stream; a checkpoint from another world size restarts them from it.
+      const NamedTensors& rng = section(ckpt, "rng");
+      const std::string own = "cpu_rank" + std::to_string(rank);
+      bool restored = false;
+      for (const auto& [name, state] : rng)
+        if (group && name == own && rng.size() == static_cast<size_t>(group->size())) {
+          set_cpu_rng_state(state);
+          restored = true;
+        }
+      if (!restored) set_cpu_rng_state(rng[0].second);
       start_epoch = meta_i64(meta, "epoch", *latest);
       start_micro = meta_i64(meta, "micro_batch", *latest);
       step.set_updates(meta_i64(meta, "updates", *latest));
-      if (const auto best = meta_f64(meta, "best_top1")) checkpoints->set_best(*best);
-      std::cout << "resuming from " << *latest << " at epoch " << start_epoch + 1 << ", batch " << start_micro
-                << " (update " << step.updates() << " of " << total_updates << ")\n";
+      if (const auto best = meta_f64(meta, "best_top1"); best && checkpoints) checkpoints->set_best(*best);
+      out << "resuming from " << *latest << " at epoch " << start_epoch + 1 << ", batch " << start_micro
+          << " (update " << step.updates() << " of " << total_updates << ")\n";
     }
   }
 
-  std::cout << config.arch << " on " << device.describe() << ": " << num_epochs << " epochs x "
-            << updates_per_epoch << " updates (global batch " << global_batch << ", " << total_updates
-            << " updates), base LR " << fmt(base_lr) << ", "
-            << (train_source ? std::to_string(train_source->size()) + " train images"
-                             : std::string("synthetic data"))
-            << "\n";
+  if (group) {
+    out << "data parallel: " << group->size() << " ranks (" << dist_env.launcher << " launch, "
+        << group->backend_name() << "), " << reducer->num_buckets() << " gradient buckets"
+        << (sync_bn ? ", SyncBatchNorm" : "") << "\n";
+  } else if (config.sync_bn) {
+    out << "sync_bn: one process, so BatchNorm is the ordinary one\n";
+  }
+  out << config.arch << " on " << device.describe() << ": " << num_epochs << " epochs x " << updates_per_epoch
+      << " updates (global batch " << global_batch << ", " << total_updates << " updates), base LR "
+      << fmt(base_lr) << ", "
+      << (train_source ? std::to_string(train_source->size()) + " train images"
+                       : std::string("synthetic data"))
+      << "\n";
   logs.dll().log("PARAMETER", {{"num_epochs", num_epochs},
                                {"updates_per_epoch", updates_per_epoch},
                                {"total_updates", total_updates},
@@ -318,9 +396,22 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
   TrainOutcome outcome;
   ConvNetPtr ema_model;  // for evaluating the average
   std::unique_ptr<Loader> eval_loader;
-  if (eval_source) eval_loader = std::make_unique<Loader>(eval_source, eval_loader_options(config));
+  if (eval_source) {
+    LoaderOptions lo = eval_loader_options(config);
+    lo.rank = rank;
+    lo.world_size = static_cast<int>(world);
+    eval_loader = std::make_unique<Loader>(eval_source, lo);
+  }
+  // Each rank evaluates its shard of the split (every image exactly once overall); the sums are exact.
+  auto evaluate_all = [&](ConvNetImpl& m) {
+    EvalOptions eo;
+    eo.allow_empty_shard = group != nullptr;
+    EvalResult r = evaluate(m, *eval_loader, device, data, eo);
+    return group ? sum_over_ranks(r, *group) : r;
+  };
   auto run_eval = [&](int64_t epoch_done) {
-    outcome.eval = evaluate(*model, *eval_loader, device, data);
+    sync_buffers();
+    outcome.eval = evaluate_all(*model);
     logs.scalar("eval/top1", outcome.eval->top1, step.updates());
     logs.scalar("eval/top5", outcome.eval->top5, step.updates());
     logs.scalar("eval/loss", outcome.eval->loss, step.updates());
@@ -328,7 +419,7 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
     if (ema) {
       if (!ema_model) ema_model = build_model(config, device.device, /*load_finetune=*/false);
       load_state_dict(*ema_model, ema->state());
-      outcome.eval_ema = evaluate(*ema_model, *eval_loader, device, data);
+      outcome.eval_ema = evaluate_all(*ema_model);
       logs.scalar("eval_ema/top1", outcome.eval_ema->top1, step.updates());
       logs.scalar("eval_ema/top5", outcome.eval_ema->top5, step.updates());
       j.update(eval_json(*outcome.eval_ema, "ema_"));
@@ -347,7 +438,13 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
   auto sync = [&] {
     if (device.device.is_cuda()) torch::cuda::synchronize();
   };
-  auto checkpoint_sections = [&](int64_t epoch, int64_t micro) {
+  // Every rank calls this at the same point (it averages buffers); only rank 0 writes.
+  auto save_checkpoint = [&](int64_t epoch, int64_t micro, int64_t epochs_done,
+                             std::optional<double> metric) -> std::string {
+    sync_buffers();
+    torch::Tensor rng_states;  // [ranks, state bytes]
+    if (group) rng_states = group->gather_rows(cpu_rng_state());
+    if (!main_rank) return {};
     TensorSections s;
     s.emplace_back("state_dict", cpu_copy(state_dict(*model)));
     if (ema) s.emplace_back("ema_state_dict", cpu_copy(ema->state()));
@@ -356,7 +453,14 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
       const auto st = scaler->state();
       s.emplace_back("scaler", NamedTensors{{"scale", st[0]}, {"growth_tracker", st[1]}, {"skipped", st[2]}});
     }
-    s.emplace_back("rng", NamedTensors{{"cpu", cpu_rng_state()}});
+    if (group) {
+      NamedTensors states;
+      for (int r = 0; r < group->size(); ++r)
+        states.emplace_back("cpu_rank" + std::to_string(r), rng_states[r].clone());
+      s.emplace_back("rng", std::move(states));
+    } else {
+      s.emplace_back("rng", NamedTensors{{"cpu", cpu_rng_state()}});
+    }
     NamedTensors meta{{"epoch", scalar_i64(epoch)},
                       {"micro_batch", scalar_i64(micro)},
                       {"updates", scalar_i64(step.updates())},
@@ -364,7 +468,7 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
                       {"total_updates", scalar_i64(total_updates)}};
     if (checkpoints->best()) meta.emplace_back("best_top1", scalar_f64(*checkpoints->best()));
     s.emplace_back("meta", meta);
-    return s;
+    return checkpoints->save(epochs_done, step.updates(), s, metric);
   };
 
   bool stopped = false;
@@ -374,14 +478,16 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
     if (stage.stage != current_stage) {
       current_stage = stage.stage;
       if (config.n_stages > 1) {
-        std::cout << "stage " << stage.stage + 1 << "/" << config.n_stages << ": image size "
-                  << stage.image_size << ", RandAugment magnitude " << fmt(stage.randaug_magnitude)
-                  << ", mixup " << fmt(stage.mixup_alpha) << ", cutmix " << fmt(stage.cutmix_alpha) << "\n";
+        out << "stage " << stage.stage + 1 << "/" << config.n_stages << ": image size " << stage.image_size
+            << ", RandAugment magnitude " << fmt(stage.randaug_magnitude) << ", mixup "
+            << fmt(stage.mixup_alpha) << ", cutmix " << fmt(stage.cutmix_alpha) << "\n";
       }
       if (train_source) {
         loader.reset();  // one decode pool at a time
-        loader = std::make_unique<Loader>(
-            train_source, train_loader_options(config, stage.image_size, stage.randaug_magnitude));
+        LoaderOptions lo = train_loader_options(config, stage.image_size, stage.randaug_magnitude);
+        lo.rank = rank;  // each rank reads its share of the epoch's permutation
+        lo.world_size = static_cast<int>(world);
+        loader = std::make_unique<Loader>(train_source, lo);
       } else {
         synthetic = std::make_unique<SyntheticLoader>(config.batch_size, static_cast<int>(stage.image_size),
                                                       config.num_classes, static_cast<uint64_t>(config.seed));
@@ -399,11 +505,14 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
 
     const int64_t first = epoch == start_epoch ? start_micro : 0;
     if (loader) loader->start_epoch(epoch, first);
+    if (group && epoch == start_epoch) group->barrier();  // ranks start together (loaders are warm)
     const int64_t epoch_end =
         std::min(updates_per_epoch * k,
                  first + (total_updates - step.updates()) * k);  // a batch-unit run may stop early
-    ProgressLine progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(num_epochs), epoch_end,
-                          first);
+    std::optional<ProgressLine> progress;
+    if (main_rank)
+      progress.emplace("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(num_epochs), epoch_end,
+                       first);
     torch::Tensor window_loss = torch::zeros({}, torch::dtype(torch::kFloat).device(device.device));
     torch::Tensor epoch_loss = window_loss.clone();
     int64_t window_micro = 0, epoch_micro = 0, window_images = 0, epoch_images = 0;
@@ -423,8 +532,10 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
       }
       torch::Tensor targets;
       if (mixing) {
+        // Per rank and micro-batch (as each Horovod rank draws its own); one process: rank 0 of 1.
+        const uint64_t world = group ? static_cast<uint64_t>(group->size()) : 1;
         Rng rng(static_cast<uint64_t>(config.seed) ^ kMixSalt, static_cast<uint64_t>(epoch),
-                static_cast<uint64_t>(b));
+                static_cast<uint64_t>(b) * world + static_cast<uint64_t>(rank));
         const MixParams params = sample_mix_params(images.size(0), images.size(2), images.size(3), mix, rng);
         std::tie(images, targets) =
             apply_mix(images, labels, config.num_classes, config.label_smoothing, params);
@@ -440,6 +551,7 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
       window_images += images.size(0);
       epoch_images += images.size(0);
       if (!r.updated) continue;
+      if (group) group->note_progress(step.updates());
 
       if (benchmark) {
         sync();
@@ -452,15 +564,25 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
         }
       }
       const bool last_update = step.updates() >= total_updates || b + 1 == updates_per_epoch * k;
+      // Single process: a signal stops after the current update. Data parallel: the ranks agree on it at
+      // display steps (one small all-reduce that also carries the metrics).
+      bool stop_now = !group && stop_requested();
       if (step.updates() % config.display_every == 0 || last_update) {
         sync();
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-        const double ips = seconds > 0 ? static_cast<double>(window_images) / seconds : 0;
-        const double loss = window_loss.item<double>() / static_cast<double>(window_micro);
-        progress.update(b + 1, "loss " + fmt(loss, "%.4f") + "  lr " + fmt(lr, "%.4g") + "  " +
-                                   fmt(ips, "%.0f") + " img/s" +
-                                   (r.skipped ? "  (overflow: update skipped)" : ""));
+        double ips = seconds > 0 ? static_cast<double>(window_images) / seconds : 0;
+        double loss = window_loss.item<double>() / static_cast<double>(window_micro);
+        if (group) {
+          const auto v = group->sum({loss, ips, stop_requested() ? 1.0 : 0.0});
+          loss = v[0] / static_cast<double>(world);
+          ips = v[1];
+          stop_now = v[2] > 0;
+        }
+        if (progress)
+          progress->update(b + 1, "loss " + fmt(loss, "%.4f") + "  lr " + fmt(lr, "%.4g") + "  " +
+                                      fmt(ips, "%.0f") + " img/s" +
+                                      (r.skipped ? "  (overflow: update skipped)" : ""));
         logs.dll().log(nlohmann::json::array({epoch + 1, step.updates()}),
                        {{"cross_entropy", loss}, {"learning_rate", lr}, {"imgs_per_sec", ips}},
                        /*echo=*/false);
@@ -474,28 +596,31 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
       }
       if (!benchmark && config.checkpoint_every_steps > 0 &&
           step.updates() % config.checkpoint_every_steps == 0 && b + 1 < updates_per_epoch * k) {
-        checkpoints->save(epoch, step.updates(), checkpoint_sections(epoch, b + 1));
+        save_checkpoint(epoch, b + 1, epoch, std::nullopt);
       }
-      if (stop_requested()) {
-        progress.finish();
+      if (stop_now) {
+        if (progress) progress->finish();
         if (!benchmark) {
-          const std::string path =
-              checkpoints->save(epoch, step.updates(), checkpoint_sections(epoch, b + 1));
-          std::cout << "signal " << stop_signal_number() << ": stopped after update " << step.updates()
-                    << "; checkpoint " << path << " (run the same command to resume)\n";
+          const std::string path = save_checkpoint(epoch, b + 1, epoch, std::nullopt);
+          out << "signal " << stop_signal_number() << ": stopped after update " << step.updates()
+              << "; checkpoint " << path << " (run the same command to resume)\n";
         }
         stopped = true;
         break;
       }
     }
     if (stopped) break;
-    progress.finish();
+    if (progress) progress->finish();
     sync();
     const double epoch_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    const double epoch_ips = epoch_seconds > 0 ? static_cast<double>(epoch_images) / epoch_seconds : 0;
-    const double epoch_mean_loss =
-        epoch_micro ? epoch_loss.item<double>() / static_cast<double>(epoch_micro) : 0;
+    double epoch_ips = epoch_seconds > 0 ? static_cast<double>(epoch_images) / epoch_seconds : 0;
+    double epoch_mean_loss = epoch_micro ? epoch_loss.item<double>() / static_cast<double>(epoch_micro) : 0;
+    if (group) {
+      const auto v = group->sum({epoch_mean_loss, epoch_ips});
+      epoch_mean_loss = v[0] / static_cast<double>(world);
+      epoch_ips = v[1];
+    }
     if (!benchmark) outcome.train_images_per_second = epoch_ips;
     const bool last_epoch = epoch + 1 == num_epochs || step.updates() >= total_updates;
     logs.dll().log(nlohmann::json::array({epoch + 1}), {{"cross_entropy", epoch_mean_loss},
@@ -527,18 +652,19 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
       }
       logs.csv_row(row);
       if ((epoch + 1) % config.save_checkpoint_freq == 0 || last_epoch)
-        checkpoints->save(epoch + 1, step.updates(), checkpoint_sections(epoch + 1, 0), metric);
+        save_checkpoint(epoch + 1, 0, epoch + 1, metric);
     }
     logs.flush();
   }
   if (!stopped && mode == TrainMode::kTrainAndEval && !outcome.eval) {
-    std::cout << "already trained for " << total_updates << " updates; evaluating\n";
+    out << "already trained for " << total_updates << " updates; evaluating\n";
     run_eval(epoch);
   }
   outcome.updates = step.updates();
   outcome.interrupted = stopped;
   if (stopped) {
     logs.flush();
+    if (group) group->barrier();
     return outcome;
   }
 
@@ -554,11 +680,16 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
                   {"train_step_latency_p99", st.p99},
                   {"timed_steps", st.count},
                   {"global_batch_size", global_batch}};
-    if (st.count == 0) {
-      std::cout << "training_benchmark: no step after the " << config.warmup_steps
-                << " warm-up steps was timed; raise num_iter\n";
+    if (group) {
+      const auto v = group->sum({outcome.train_images_per_second});
+      outcome.train_images_per_second = v[0];
+      final_data["train_throughput"] = v[0];
     }
-  } else {
+    if (st.count == 0) {
+      out << "training_benchmark: no step after the " << config.warmup_steps
+          << " warm-up steps was timed; raise num_iter\n";
+    }
+  } else if (main_rank) {
     // Export: the better of raw and EMA weights when both were evaluated, else the raw weights.
     const bool use_ema =
         ema && outcome.eval && outcome.eval_ema && outcome.eval_ema->top1 > outcome.eval->top1;
@@ -573,6 +704,7 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
   }
   logs.dll().log(nlohmann::json::array(), final_data);
   logs.flush();
+  if (group) group->barrier();  // nobody leaves (and closes the store on rank 0) before the others are done
   return outcome;
 }
 

@@ -1,0 +1,159 @@
+// One rank of a data-parallel job for tests/dist/check_data_parallel.py: a small CNN (with BatchNorm
+// buffers) trained with SGD + momentum on a fixed synthetic dataset, gradients averaged by GradReducer.
+// Rank r of W with per-rank batch b reads rows [g*W*b + r*b, g*W*b + (r+1)*b) of global micro-batch g, so
+// W ranks with batch b see exactly the batches of one process with batch W*b.
+//
+// usage: dist_worker --out FILE --steps N --batch b [--accum k] [--bucket_kb K] [--compression
+// none|fp16|bf16]
+//                    [--timeout_s T] [--loop] [--backend gloo] [--bn_train [--sync_bn]]
+// --loop: after training, keep all-reducing forever (the fault tests kill or stop one rank).
+// --bn_train: BatchNorm in training mode on the gradient path (convnets::batch_norm); --sync_bn installs
+// SyncBatchNorm, so that W ranks again equal one process with the whole batch, running statistics included.
+#include <torch/torch.h>
+
+#include <iostream>
+#include <string>
+
+#include "dist/dist_env.h"
+#include "dist/grad_reducer.h"
+#include "dist/process_group.h"
+#include "dist/sync_batch_norm.h"
+#include "models/layers.h"
+#include "util/weights.h"
+
+namespace {
+
+struct NetImpl : torch::nn::Module {
+  NetImpl() {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)));
+    bn = register_module("bn", torch::nn::BatchNorm2d(8));
+    unused = register_module("unused", torch::nn::Linear(4, 4));  // never gets a gradient
+    fc = register_module("fc", torch::nn::Linear(8 * 8 * 8, 5));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    // Default: BatchNorm off the gradient path (batch statistics would differ between a per-rank batch and
+    // the big batch); its running statistics are set by hand per rank to test averaging.
+    x = conv->forward(x);
+    if (bn_train) x = convnets::batch_norm(*bn, x);
+    return fc->forward(torch::relu(x).flatten(1));
+  }
+  bool bn_train = false;
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};
+  torch::nn::Linear unused{nullptr}, fc{nullptr};
+};
+TORCH_MODULE(Net);
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  std::string out, compression = "none", backend = "gloo";
+  int64_t steps = 4, batch = 4, accum = 1, bucket_kb = 25 * 1024, timeout_s = 60;
+  bool loop = false, bn_train = false, sync_bn = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&] {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      return std::string(argv[++i]);
+    };
+    if (a == "--out")
+      out = next();
+    else if (a == "--steps")
+      steps = std::stoll(next());
+    else if (a == "--batch")
+      batch = std::stoll(next());
+    else if (a == "--accum")
+      accum = std::stoll(next());
+    else if (a == "--bucket_kb")
+      bucket_kb = std::stoll(next());
+    else if (a == "--compression")
+      compression = next();
+    else if (a == "--timeout_s")
+      timeout_s = std::stoll(next());
+    else if (a == "--backend")
+      backend = next();
+    else if (a == "--loop")
+      loop = true;
+    else if (a == "--bn_train")
+      bn_train = true;
+    else if (a == "--sync_bn")
+      sync_bn = true;
+    else
+      throw std::invalid_argument("unknown argument " + a);
+  }
+  torch::set_num_threads(1);
+  const convnets::DistEnv env = convnets::detect_dist_env(convnets::process_env());
+  convnets::ProcessGroupOptions po;
+  po.backend = backend;
+  po.timeout = std::chrono::seconds(timeout_s);
+  auto group = convnets::ProcessGroup::create(env, torch::kCPU, po);
+  std::cout << "rank " << env.rank << "/" << env.world_size << " via " << env.launcher << " ready"
+            << std::endl;
+
+  torch::manual_seed(100 + env.rank);  // different inits: the broadcast must make them equal
+  Net net;
+  net->bn_train = bn_train;
+  convnets::broadcast_module_state(*net, *group);
+  if (!bn_train) {  // rank-specific running statistics: averaging must give their mean
+    torch::NoGradGuard g;
+    net->bn->running_mean.fill_(static_cast<double>(env.rank));
+    convnets::average_module_buffers(*net, *group);
+  }
+  std::unique_ptr<convnets::SyncBatchNormScope> sync;
+  if (sync_bn) sync = std::make_unique<convnets::SyncBatchNormScope>(*group);
+
+  std::vector<torch::Tensor> params;
+  for (const auto& p : net->parameters()) params.push_back(p);
+  convnets::GradReducerOptions ro;
+  ro.bucket_bytes = bucket_kb * 1024;
+  ro.compression = compression;
+  convnets::GradReducer reducer(params, *group, ro);
+  torch::optim::SGD opt(params, torch::optim::SGDOptions(0.1).momentum(0.9));
+
+  const int64_t world = env.world_size;
+  const int64_t global_micro = batch * world;
+  torch::manual_seed(7);
+  const auto data = torch::randn({steps * accum * global_micro, 3, 8, 8});
+  const auto labels = torch::randint(0, 5, {steps * accum * global_micro});
+  for (int64_t s = 0; s < steps; ++s) {
+    for (int64_t m = 0; m < accum; ++m) {
+      const int64_t g = s * accum + m;
+      const int64_t start = g * global_micro + env.rank * batch;
+      reducer.set_sync(m + 1 == accum);
+      auto loss = torch::nn::functional::cross_entropy(net->forward(data.narrow(0, start, batch)),
+                                                       labels.narrow(0, start, batch));
+      (loss / static_cast<double>(accum)).backward();
+    }
+    reducer.finish();
+    opt.step();
+    opt.zero_grad();
+    group->note_progress(s + 1);
+  }
+  std::cout << "rank " << env.rank << ": " << reducer.num_buckets() << " buckets" << std::endl;
+  if (loop) {
+    for (int64_t i = 0;; ++i) {
+      auto t = torch::ones({1024});
+      group->all_reduce_sum(t);
+      group->note_progress(steps + i);
+    }
+  }
+  if (env.rank == 0 && !out.empty()) {
+    convnets::NamedTensors state;
+    for (const auto& item : net->named_parameters())
+      state.emplace_back(item.key(), item.value().detach().clone());
+    state.emplace_back("bn.running_mean", net->bn->running_mean.clone());
+    state.emplace_back("bn.running_var", net->bn->running_var.clone());
+    convnets::save_weights(out, state);
+  }
+  group->barrier();
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "dist_worker: " << e.what() << std::endl;
+    return 2;
+  }
+}
