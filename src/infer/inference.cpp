@@ -26,13 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool has_section(const TensorSections& sections, const std::string& name) {
-  for (const auto& s : sections) {
-    if (s.first == name) return true;
-  }
-  return false;
-}
-
 // predict and inference_benchmark measure one process; a multi-process launch would repeat them per rank.
 void require_single_process(const char* mode) {
   const DistEnv env = detect_dist_env(process_env());
@@ -82,11 +75,12 @@ LoadedWeights load_for_inference(const TrainConfig& config, const RunDevice& dev
   } catch (const std::exception&) {
     sections.reset();  // not a sectioned training checkpoint: a plain state dict (.pt / .safetensors)
   }
-  if (sections && has_section(*sections, "state_dict")) {
-    load_state_dict(*w.model, normalize_keys(section(*sections, "state_dict")));
-    if (has_section(*sections, "ema_state_dict")) {
+  const NamedTensors* weights = sections ? find_section(*sections, "state_dict") : nullptr;
+  if (weights) {
+    load_state_dict(*w.model, normalize_keys(*weights));
+    if (const NamedTensors* ema = find_section(*sections, "ema_state_dict")) {
       w.ema_model = build_model(no_finetune, device.device, false);
-      load_state_dict(*w.ema_model, section(*sections, "ema_state_dict"));
+      load_state_dict(*w.ema_model, *ema);
     }
   } else {
     load_model_weights(*w.model, path, /*strict=*/true);

@@ -20,10 +20,15 @@ TensorSections load_checkpoint(const std::string& path) {
   return torch_sections_from_bytes(read_file(path), path);
 }
 
-const NamedTensors& section(const TensorSections& sections, const std::string& name) {
+const NamedTensors* find_section(const TensorSections& sections, const std::string& name) {
   for (const auto& [n, tensors] : sections) {
-    if (n == name) return tensors;
+    if (n == name) return &tensors;
   }
+  return nullptr;
+}
+
+const NamedTensors& section(const TensorSections& sections, const std::string& name) {
+  if (const NamedTensors* found = find_section(sections, name)) return *found;
   throw std::runtime_error("checkpoint has no section '" + name + "'");
 }
 

@@ -12,6 +12,8 @@ namespace convnets {
 void save_checkpoint(const std::string& path, const TensorSections& sections);
 TensorSections load_checkpoint(const std::string& path);
 const NamedTensors& section(const TensorSections& sections, const std::string& name);  // throws naming it
+const NamedTensors* find_section(const TensorSections& sections,
+                                 const std::string& name);  // nullptr if absent
 
 // The state of torch's default CPU generator (dropout, stochastic depth), for bit-identical resumes.
 torch::Tensor cpu_rng_state();
