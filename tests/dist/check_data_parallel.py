@@ -2,7 +2,8 @@
 
 - 2 and 3 ranks with per-rank batch b end with the same weights as 1 process with batch 2b / 3b (fp32
   tolerance), with and without gradient accumulation, with several gradient buckets; bf16 compression stays
-  close. BatchNorm running statistics are averaged, parameters broadcast from rank 0.
+  close. BatchNorm running statistics are averaged, parameters broadcast from rank 0. SyncBatchNorm makes
+  ranks equal one process with plain BatchNorm, also under bf16 autocast (AMP), within bf16 tolerance.
 - The launchers: torchrun's variables (and torchrun itself), SLURM's and Open MPI's.
 - Faults: a rank killed (SIGKILL) or stopped (SIGSTOP) makes the others exit non-zero within the timeout,
   naming it.
@@ -124,6 +125,25 @@ for world in (2, 3):
 got = run(2, 6, "w2_plainbn", ["--bn_train"])
 ok, worst = close(ref, got, 1e-5)
 check(not ok and worst > 1e-4, f"without SyncBatchNorm, 2 ranks differ from the big batch ({worst:.2e})")
+
+# Mixed precision (bf16 autocast, the trainer's CPU AMP) with SyncBatchNorm. The reference is 1 process under
+# the same autocast. Ranks cannot be bit-equal to it: each rank's weight-gradient GEMM rounds its partial sum
+# to bf16 before the fp32 average. So the bound is the size of AMP's own error (AMP vs fp32 on 1 process,
+# ~4e-3 here), well below what is lost without SyncBatchNorm (~2e-2).
+ref32 = ref
+ref = run(1, 12, "w1_amp", ["--bn_train", "--amp"])
+amp_error = close(ref, ref32, 0)[1]
+check(1e-4 < amp_error < 1e-2, f"AMP on 1 process: bf16 autocast is on, {amp_error:.2e} from fp32")
+for world, accum in ((2, 1), (3, 1), (2, 2)):
+    got = run(world, 12 // world, f"w{world}_a{accum}_amp",
+              ["--bn_train", "--sync_bn", "--amp", "--accum", str(accum)])
+    if accum > 1:
+        got_ref = run(1, 12, "w1_a2_amp", ["--bn_train", "--amp", "--accum", "2"])
+    else:
+        got_ref = ref
+    ok, worst = close(got_ref, got, 1e-2)
+    check(ok, f"AMP + SyncBatchNorm, {world} ranks x batch {12 // world} (accumulation {accum}) == 1 process "
+              f"x batch 12 under AMP: max |diff| {worst:.2e} <= 1e-2")
 
 ref = run(1, 12, "w1_ref")
 got = run(2, 6, "w2_bf16", ["--compression", "bf16"])

@@ -5,10 +5,11 @@
 //
 // usage: dist_worker --out FILE --steps N --batch b [--accum k] [--bucket_kb K] [--compression
 // none|fp16|bf16]
-//                    [--timeout_s T] [--loop] [--backend gloo] [--bn_train [--sync_bn]]
+//                    [--timeout_s T] [--loop] [--backend gloo] [--bn_train [--sync_bn]] [--amp]
 // --loop: after training, keep all-reducing forever (the fault tests kill or stop one rank).
 // --bn_train: BatchNorm in training mode on the gradient path (convnets::batch_norm); --sync_bn installs
 // SyncBatchNorm, so that W ranks again equal one process with the whole batch, running statistics included.
+// --amp: the forward pass under bf16 autocast (the trainer's CPU mixed precision), fp32 gradients reduced.
 #include <torch/torch.h>
 
 #include <iostream>
@@ -19,6 +20,7 @@
 #include "dist/process_group.h"
 #include "dist/sync_batch_norm.h"
 #include "models/layers.h"
+#include "train/autocast.h"
 #include "util/weights.h"
 
 namespace {
@@ -49,7 +51,7 @@ TORCH_MODULE(Net);
 int run(int argc, char** argv) {
   std::string out, compression = "none", backend = "gloo";
   int64_t steps = 4, batch = 4, accum = 1, bucket_kb = 25 * 1024, timeout_s = 60;
-  bool loop = false, bn_train = false, sync_bn = false;
+  bool loop = false, bn_train = false, sync_bn = false, amp = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&] {
@@ -78,6 +80,8 @@ int run(int argc, char** argv) {
       bn_train = true;
     else if (a == "--sync_bn")
       sync_bn = true;
+    else if (a == "--amp")
+      amp = true;
     else
       throw std::invalid_argument("unknown argument " + a);
   }
@@ -120,8 +124,14 @@ int run(int argc, char** argv) {
       const int64_t g = s * accum + m;
       const int64_t start = g * global_micro + env.rank * batch;
       reducer.set_sync(m + 1 == accum);
-      auto loss = torch::nn::functional::cross_entropy(net->forward(data.narrow(0, start, batch)),
-                                                       labels.narrow(0, start, batch));
+      torch::Tensor logits;
+      {
+        convnets::AutocastGuard autocast(
+            torch::kCPU, amp ? std::optional<at::ScalarType>(torch::kBFloat16) : std::nullopt);
+        logits = net->forward(data.narrow(0, start, batch));
+      }
+      auto loss =
+          torch::nn::functional::cross_entropy(logits.to(torch::kFloat), labels.narrow(0, start, batch));
       (loss / static_cast<double>(accum)).backward();
     }
     reducer.finish();
