@@ -65,7 +65,6 @@ GradReducer::GradReducer(std::vector<torch::Tensor> params, ProcessGroup& group,
       bytes = 0;
     }
     buckets_.back().params.push_back(i);
-    buckets_.back().numel += p.numel();
     bytes += b;
     bucket_of_[i] = buckets_.size() - 1;
   }

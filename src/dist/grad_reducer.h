@@ -40,7 +40,6 @@ class GradReducer {
  private:
   struct Bucket {
     std::vector<size_t> params;
-    int64_t numel = 0;
     size_t arrived = 0;
     torch::Tensor flat;
     std::optional<ProcessGroup::Pending> pending;

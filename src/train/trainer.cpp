@@ -355,14 +355,9 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
       }
       // Each rank continues its own stream; a checkpoint from another world size restarts them from it.
       const NamedTensors& rng = section(ckpt, "rng");
-      const std::string own = "cpu_rank" + std::to_string(rank);
-      bool restored = false;
-      for (const auto& [name, state] : rng)
-        if (group && name == own && rng.size() == static_cast<size_t>(group->size())) {
-          set_cpu_rng_state(state);
-          restored = true;
-        }
-      if (!restored) set_cpu_rng_state(rng[0].second);
+      const bool same_world = group && rng.size() == static_cast<size_t>(world) &&
+                              rng[rank].first == "cpu_rank" + std::to_string(rank);
+      set_cpu_rng_state(same_world ? rng[rank].second : rng[0].second);
       start_epoch = meta_i64(meta, "epoch", *latest);
       start_micro = meta_i64(meta, "micro_batch", *latest);
       step.set_updates(meta_i64(meta, "updates", *latest));
@@ -533,9 +528,8 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
       torch::Tensor targets;
       if (mixing) {
         // Per rank and micro-batch (as each Horovod rank draws its own); one process: rank 0 of 1.
-        const uint64_t world = group ? static_cast<uint64_t>(group->size()) : 1;
         Rng rng(static_cast<uint64_t>(config.seed) ^ kMixSalt, static_cast<uint64_t>(epoch),
-                static_cast<uint64_t>(b) * world + static_cast<uint64_t>(rank));
+                static_cast<uint64_t>(b * world + rank));
         const MixParams params = sample_mix_params(images.size(0), images.size(2), images.size(3), mix, rng);
         std::tie(images, targets) =
             apply_mix(images, labels, config.num_classes, config.label_smoothing, params);
