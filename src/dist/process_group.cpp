@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -28,6 +29,10 @@ constexpr auto kProbeWait = std::chrono::seconds(3);  // > 2 heartbeat periods: 
 
 std::string heartbeat_key(int rank) {
   return "heartbeat/" + std::to_string(rank);
+}
+// Set by a rank once it has diagnosed a failed collective (rank 0 waits for these before closing the store).
+std::string failed_key(int rank) {
+  return "failed/" + std::to_string(rank);
 }
 
 // `rendezvous`: the first connection of each rank, counted and waited for until all ranks are there;
@@ -110,8 +115,9 @@ struct ProcessGroup::Impl {
     if (heartbeat.joinable()) heartbeat.join();
   }
 
-  // Which ranks stopped answering: read every rank's heartbeat twice, kProbeWait apart.
-  std::string diagnose() {
+  // Which ranks stopped answering: read every rank's heartbeat twice, kProbeWait apart. `silent` receives
+  // the ranks that never joined or stopped beating.
+  std::string diagnose(std::set<int>& silent) {
     struct Beat {
       int64_t beat = -1, progress = -1;
       std::string who;
@@ -143,10 +149,12 @@ struct ProcessGroup::Impl {
         if (a == after.end()) {
           out << "\n  rank " << r << " never joined the heartbeat";
           named = true;
+          silent.insert(r);
           continue;
         }
         const auto b = before.find(r);
         if (b != before.end() && b->second.beat == a->second.beat) {
+          silent.insert(r);
           out << "\n  rank " << r << " (" << a->second.who << ") stopped responding: no heartbeat for "
               << kProbeWait.count() << " s (it died or was stopped) at step " << a->second.progress;
           named = true;
@@ -246,10 +254,32 @@ void ProcessGroup::note_progress(int64_t step) {
 
 void ProcessGroup::fail(const std::string& what) {
   std::fflush(stdout);
+  std::set<int> silent;
   std::cerr << "\nconvnets rank " << rank() << "/" << size() << ": a collective failed: " << what
-            << "\ndiagnosis:" << impl_->diagnose() << std::endl;
-  // Rank 0 hosts the store: keep it up for a moment so the other ranks can still read the heartbeats.
-  if (rank() == 0) std::this_thread::sleep_for(kProbeWait + std::chrono::seconds(2));
+            << "\ndiagnosis:" << impl_->diagnose(silent) << std::endl;
+  try {
+    impl_->store->set(failed_key(rank()), bytes_of("1"));
+  } catch (const std::exception&) {
+  }
+  // Rank 0 hosts the store: it stays up until every rank that is still alive has failed too and read the
+  // heartbeats for its own report (their collectives give up within the timeout), then exits.
+  if (rank() == 0) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + impl_->timeout + kProbeWait + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < deadline) {
+      bool waiting = false;
+      for (int r = 1; r < size() && !waiting; ++r) {
+        if (silent.count(r)) continue;
+        try {
+          waiting = !impl_->store->check({failed_key(r)});
+        } catch (const std::exception&) {
+        }
+      }
+      if (!waiting) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // their last reads of the store
+  }
   std::_Exit(1);
 }
 

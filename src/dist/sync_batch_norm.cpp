@@ -31,34 +31,38 @@ torch::Tensor sync_batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tenso
   if (!bn.is_training()) return bn.forward(x);
   TORCH_CHECK(x.dim() == 4, "sync_batch_norm expects NCHW input, got ", x.dim(), " dimensions");
   const auto& o = bn.options;
-  // Statistics in fp32 whatever the activation dtype (as cuDNN's batch norm does under autocast), as sums of
-  // x - c and (x - c)^2 with c = the running mean, equal on every rank: near the batch mean, so the
-  // variance E[(x-c)^2] - E[x-c]^2 does not cancel catastrophically.
-  const torch::Tensor xf = x.to(torch::kFloat);
+  // Statistics in (at least) fp32 whatever the activation dtype (as cuDNN's batch norm does under autocast). Each rank
+  // computes its own mean and variance in two passes, then every rank receives all of them (an all-gather
+  // done as a sum of zero-padded rows, so the rows arrive exactly) and combines them the same way (Chan et
+  // al.): var = sum n_r (var_r + (mean_r - mean)^2) / N. Unlike E[x^2] - E[x]^2 this does not cancel when
+  // the mean is large against the spread (dark image backgrounds, the first steps before the running mean
+  // has moved).
+  const torch::Tensor xf = x.to(x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
   const int64_t channels = xf.size(1);
   const auto shape = std::vector<int64_t>{1, channels, 1, 1};
-  const torch::Tensor shift = o.track_running_stats() ? bn.running_mean.detach().to(torch::kFloat).clone()
-                                                      : torch::zeros({channels}, xf.options());
-  const torch::Tensor centred = xf - shift.view(shape);
-  const torch::Tensor local =
-      torch::cat({centred.sum({0, 2, 3}), centred.square().sum({0, 2, 3}),
-                  torch::full({1}, static_cast<double>(xf.numel() / channels), xf.options())});
-  const torch::Tensor global = AllReduceSum::apply(local, &group);
-  const torch::Tensor n = global.narrow(0, 2 * channels, 1).detach();  // values per channel, all ranks
-  const torch::Tensor mean_c = global.narrow(0, 0, channels) / n;
-  const torch::Tensor var = (global.narrow(0, channels, channels) / n - mean_c.square()).clamp_min(0);
+  const double count = static_cast<double>(xf.numel() / channels);
+  auto [local_var, local_mean] = torch::var_mean(xf, {0, 2, 3}, /*correction=*/0);
+  const torch::Tensor row = torch::cat({local_mean, local_var, torch::full({1}, count, xf.options())});
+  torch::Tensor mine = torch::zeros({group.size(), 1}, xf.options());
+  mine[group.rank()] = 1.0;
+  const torch::Tensor rows = mine * row.unsqueeze(0);  // this rank's row, zeros elsewhere (exact)
+  const torch::Tensor all = AllReduceSum::apply(rows, &group);
+  const torch::Tensor means = all.narrow(1, 0, channels), vars = all.narrow(1, channels, channels);
+  const torch::Tensor counts = all.narrow(1, 2 * channels, 1).detach();  // [ranks, 1]
+  const torch::Tensor n = counts.sum();
+  const torch::Tensor mean = (means * counts).sum(0) / n;
+  const torch::Tensor var = ((vars + (means - mean).square()) * counts).sum(0) / n;
   {
     torch::NoGradGuard no_grad;
     if (o.track_running_stats()) {
       bn.num_batches_tracked.add_(1);
       // momentum None: a cumulative average, as PyTorch's BatchNorm
       const double m = o.momentum() ? *o.momentum() : 1.0 / bn.num_batches_tracked.item<double>();
-      const torch::Tensor batch_mean = mean_c.detach() + shift;
-      bn.running_mean.mul_(1 - m).add_(batch_mean.to(bn.running_mean.scalar_type()), m);
+      bn.running_mean.mul_(1 - m).add_(mean.detach().to(bn.running_mean.scalar_type()), m);
       bn.running_var.mul_(1 - m).add_((var.detach() * n / (n - 1)).to(bn.running_var.scalar_type()), m);
     }
   }
-  torch::Tensor y = (centred - mean_c.view(shape)) * torch::rsqrt(var.view(shape) + o.eps());
+  torch::Tensor y = (xf - mean.view(shape)) * torch::rsqrt(var.view(shape) + o.eps());
   if (o.affine()) y = y * bn.weight.view(shape) + bn.bias.view(shape);
   return y.to(x.scalar_type());
 }

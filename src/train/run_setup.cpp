@@ -31,17 +31,23 @@ RunDevice setup_device(const TrainConfig& config, int local_rank) {
   const bool cuda = torch::cuda::is_available();
   if (config.device == "cuda" && !cuda)
     throw std::runtime_error("device = cuda, but no CUDA device is available");
+  int gpu = config.cuda_device >= 0 ? static_cast<int>(config.cuda_device) : local_rank;
   if (config.device != "cpu" && cuda) {
     const auto count = static_cast<int>(torch::cuda::device_count());
-    if (local_rank >= count) {
-      throw std::runtime_error("local rank " + std::to_string(local_rank) + " has no GPU: this node has " +
-                               std::to_string(count) + " (launch one process per GPU)");
+    if (config.cuda_device >= count) {
+      throw std::runtime_error("cuda_device " + std::to_string(config.cuda_device) + ": this node has " +
+                               std::to_string(count) + " GPU(s)");
     }
-    c10::cuda::set_device(static_cast<c10::DeviceIndex>(local_rank));
+    if (gpu >= count) {
+      throw std::runtime_error("local rank " + std::to_string(local_rank) + " has no GPU: this node has " +
+                               std::to_string(count) +
+                               " (launch one process per GPU, or share one with --cuda_device and the gloo "
+                               "backend)");
+    }
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(gpu));
   }
-  d.device = (config.device == "cpu" || !cuda)
-                 ? torch::Device(torch::kCPU)
-                 : torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+  d.device = (config.device == "cpu" || !cuda) ? torch::Device(torch::kCPU)
+                                                : torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(gpu));
   if (config.amp) {
     if (d.device.is_cuda() && config.amp_dtype == "fp16") {
       d.autocast = torch::kHalf;

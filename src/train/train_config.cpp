@@ -209,6 +209,8 @@ std::vector<Key> build_keys() {
       number("base_cutmix", &C::base_cutmix, 0, 100, "progressive: stage-0 CutMix alpha"),
       number("base_randaug_magnitude", &C::base_randaug_magnitude, 0, 30, "progressive: stage-0 magnitude"),
       choice("device", &C::device, {"auto", "cpu", "cuda"}, "auto: CUDA when present"),
+      integer("cuda_device", &C::cuda_device, -1, 1023,
+              "GPU index of this process; -1: LOCAL_RANK (ranks may share one GPU with the gloo backend)"),
       boolean("amp", &C::amp, "mixed precision (autocast; CPU: bf16)"),
       choice("amp_dtype", &C::amp_dtype, {"bf16", "fp16"}, "autocast type on CUDA (fp16: loss scaling)"),
       number("static_loss_scale", &C::static_loss_scale, 0, 1e9, "fp16 static loss scale; 0: dynamic"),

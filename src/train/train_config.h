@@ -78,6 +78,7 @@ struct TrainConfig {
 
   // Precision and device.
   std::string device = "auto";  // auto | cpu | cuda
+  int64_t cuda_device = -1;     // which GPU; -1: LOCAL_RANK (one process per GPU)
   bool amp = false;
   std::string amp_dtype = "bf16";  // bf16 | fp16 (fp16 uses loss scaling)
   double static_loss_scale = 0;    // 0: dynamic loss scaling (fp16)

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "data/device_batches.h"
 #include "data/mixing.h"
 #include "dist/dist_env.h"
 #include "dist/grad_reducer.h"
@@ -424,6 +425,8 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
 
   // Training.
   std::unique_ptr<Loader> loader;
+  // The next batch's host-to-device copy overlaps the current step (a side stream on CUDA).
+  DeviceBatches device_batches(device.device, data.mean, data.std);
   std::unique_ptr<SyntheticLoader> synthetic;
   torch::Tensor synthetic_images, synthetic_labels;
   int64_t current_stage = -1;
@@ -500,6 +503,7 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
 
     const int64_t first = epoch == start_epoch ? start_micro : 0;
     if (loader) loader->start_epoch(epoch, first);
+    device_batches.clear();
     if (group && epoch == start_epoch) group->barrier();  // ranks start together (loaders are warm)
     const int64_t epoch_end =
         std::min(updates_per_epoch * k,
@@ -518,9 +522,12 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
       const auto step_start = std::chrono::steady_clock::now();
       torch::Tensor images, labels;
       if (loader) {
-        std::optional<Batch> batch = loader->next();
-        if (!batch) throw std::runtime_error("the train loader ended early at batch " + std::to_string(b));
-        std::tie(images, labels) = batch_to_device(*batch, device, data);
+        if (!device_batches.has_staged()) {
+          std::optional<Batch> batch = loader->next();
+          if (!batch) throw std::runtime_error("the train loader ended early at batch " + std::to_string(b));
+          device_batches.stage(*batch);
+        }
+        std::tie(images, labels) = device_batches.take();
       } else {
         images = synthetic_images;
         labels = synthetic_labels;
@@ -538,6 +545,10 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
       }
       lr = schedule.at(step.updates());
       const MicroStepResult r = step.micro_step(images, targets, lr);
+      // While the device works on this micro-batch, fetch the next one and start its copy.
+      if (loader && b + 1 < epoch_end) {
+        if (std::optional<Batch> next_batch = loader->next()) device_batches.stage(*next_batch);
+      }
       window_loss += r.loss;
       epoch_loss += r.loss;
       ++window_micro;

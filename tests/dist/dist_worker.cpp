@@ -10,9 +10,17 @@
 // --bn_train: BatchNorm in training mode on the gradient path (convnets::batch_norm); --sync_bn installs
 // SyncBatchNorm, so that W ranks again equal one process with the whole batch, running statistics included.
 // --amp: the forward pass under bf16 autocast (the trainer's CPU mixed precision), fp32 gradients reduced.
+// --double: model, data and gradients in float64, so that identities (W ranks == 1 process) hold to ~1e-12
+// on any CPU instead of to fp32's summation-order error.
+// --device cuda: every rank on GPU 0 (ranks share it; Gloo reduces CUDA tensors through host memory).
+// --fp16 (CUDA): fp16 autocast with a dynamic GradScaler (init 1024); --overflow_step S --overflow_rank R
+// makes rank R's loss infinite at step S, so every rank must skip that update and halve its scale.
+#include <ATen/Context.h>
 #include <torch/torch.h>
 
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <string>
 
 #include "dist/dist_env.h"
@@ -21,6 +29,7 @@
 #include "dist/sync_batch_norm.h"
 #include "models/layers.h"
 #include "train/autocast.h"
+#include "train/grad_scaler.h"
 #include "util/weights.h"
 
 namespace {
@@ -49,9 +58,10 @@ TORCH_MODULE(Net);
 }  // namespace
 
 int run(int argc, char** argv) {
-  std::string out, compression = "none", backend = "gloo";
+  std::string out, compression = "none", backend = "gloo", device_name = "cpu";
   int64_t steps = 4, batch = 4, accum = 1, bucket_kb = 25 * 1024, timeout_s = 60;
-  bool loop = false, bn_train = false, sync_bn = false, amp = false;
+  int64_t overflow_step = -1, overflow_rank = -1;
+  bool loop = false, bn_train = false, sync_bn = false, amp = false, fp16 = false, use_double = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&] {
@@ -82,6 +92,16 @@ int run(int argc, char** argv) {
       sync_bn = true;
     else if (a == "--amp")
       amp = true;
+    else if (a == "--device")
+      device_name = next();
+    else if (a == "--fp16")
+      fp16 = true;
+    else if (a == "--double")
+      use_double = true;
+    else if (a == "--overflow_step")
+      overflow_step = std::stoll(next());
+    else if (a == "--overflow_rank")
+      overflow_rank = std::stoll(next());
     else
       throw std::invalid_argument("unknown argument " + a);
   }
@@ -90,13 +110,24 @@ int run(int argc, char** argv) {
   convnets::ProcessGroupOptions po;
   po.backend = backend;
   po.timeout = std::chrono::seconds(timeout_s);
-  auto group = convnets::ProcessGroup::create(env, torch::kCPU, po);
+  if (device_name != "cpu" && device_name != "cuda") throw std::invalid_argument("--device: cpu or cuda");
+  const torch::Device device = device_name == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (fp16 && !device.is_cuda()) throw std::invalid_argument("--fp16 needs --device cuda");
+  if (device.is_cuda()) {  // fp32 and run-to-run repeatable: runs may differ only by summation order
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+    at::globalContext().setDeterministicCuDNN(true);
+  }
+  auto group = convnets::ProcessGroup::create(env, device, po);
   std::cout << "rank " << env.rank << "/" << env.world_size << " via " << env.launcher << " ready"
             << std::endl;
 
   torch::manual_seed(100 + env.rank);  // different inits: the broadcast must make them equal
   Net net;
   net->bn_train = bn_train;
+  const auto dtype = use_double ? torch::kDouble : torch::kFloat;
+  if ((amp || fp16) && use_double) throw std::invalid_argument("--double excludes --amp / --fp16");
+  net->to(device, dtype);
   convnets::broadcast_module_state(*net, *group);
   if (!bn_train) {  // rank-specific running statistics: averaging must give their mean
     torch::NoGradGuard g;
@@ -113,12 +144,17 @@ int run(int argc, char** argv) {
   ro.compression = compression;
   convnets::GradReducer reducer(params, *group, ro);
   torch::optim::SGD opt(params, torch::optim::SGDOptions(0.1).momentum(0.9));
+  std::unique_ptr<convnets::GradScaler> scaler;
+  if (fp16) scaler = std::make_unique<convnets::GradScaler>(convnets::GradScalerOptions{.init_scale = 1024});
+  std::optional<at::ScalarType> autocast;
+  if (amp) autocast = torch::kBFloat16;
+  if (fp16) autocast = torch::kHalf;
 
   const int64_t world = env.world_size;
   const int64_t global_micro = batch * world;
   torch::manual_seed(7);
-  const auto data = torch::randn({steps * accum * global_micro, 3, 8, 8});
-  const auto labels = torch::randint(0, 5, {steps * accum * global_micro});
+  const auto data = torch::randn({steps * accum * global_micro, 3, 8, 8}).to(device, dtype);
+  const auto labels = torch::randint(0, 5, {steps * accum * global_micro}).to(device);
   for (int64_t s = 0; s < steps; ++s) {
     for (int64_t m = 0; m < accum; ++m) {
       const int64_t g = s * accum + m;
@@ -126,16 +162,25 @@ int run(int argc, char** argv) {
       reducer.set_sync(m + 1 == accum);
       torch::Tensor logits;
       {
-        convnets::AutocastGuard autocast(
-            torch::kCPU, amp ? std::optional<at::ScalarType>(torch::kBFloat16) : std::nullopt);
+        convnets::AutocastGuard guard(device.type(), autocast);
         logits = net->forward(data.narrow(0, start, batch));
       }
-      auto loss =
-          torch::nn::functional::cross_entropy(logits.to(torch::kFloat), labels.narrow(0, start, batch));
-      (loss / static_cast<double>(accum)).backward();
+      auto loss = torch::nn::functional::cross_entropy(logits.to(use_double ? torch::kDouble : torch::kFloat),
+                                                       labels.narrow(0, start, batch));
+      loss = loss / static_cast<double>(accum);
+      if (s == overflow_step && env.rank == overflow_rank) loss = loss * std::numeric_limits<float>::infinity();
+      if (scaler) loss = scaler->scale(loss);
+      loss.backward();
     }
     reducer.finish();
-    opt.step();
+    bool finite = true;
+    if (scaler) finite = scaler->unscale(params);
+    if (finite) opt.step();
+    if (scaler) {
+      scaler->update();
+      std::cout << "rank " << env.rank << " step " << s + 1 << ": " << (finite ? "applied" : "skipped")
+                << ", scale " << scaler->current_scale() << std::endl;
+    }
     opt.zero_grad();
     group->note_progress(s + 1);
   }
@@ -150,9 +195,14 @@ int run(int argc, char** argv) {
   if (env.rank == 0 && !out.empty()) {
     convnets::NamedTensors state;
     for (const auto& item : net->named_parameters())
-      state.emplace_back(item.key(), item.value().detach().clone());
-    state.emplace_back("bn.running_mean", net->bn->running_mean.clone());
-    state.emplace_back("bn.running_var", net->bn->running_var.clone());
+      state.emplace_back(item.key(), item.value().detach().cpu().clone());
+    state.emplace_back("bn.running_mean", net->bn->running_mean.cpu().clone());
+    state.emplace_back("bn.running_var", net->bn->running_var.cpu().clone());
+    if (scaler) {
+      const auto st = scaler->state();
+      state.emplace_back("scaler.scale", st[0]);
+      state.emplace_back("scaler.skipped", st[2]);
+    }
     convnets::save_weights(out, state);
   }
   group->barrier();
