@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libgloo-dev
   clang libclang-rt-14-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist plasma-workspace-wallpapers
 )
 TORCH_VERSION=2.11.0
 PIP_PACKAGES=("torch==${TORCH_VERSION}" "torchvision==0.26.0" "timm==1.0.31" "tensorflow-cpu==2.21.0" "safetensors" "numpy"

@@ -1,9 +1,12 @@
 // Helpers shared by the tests: tolerances, fixture paths, scratch directories.
 #pragma once
 #include <gtest/gtest.h>
+#include <torch/nn/module.h>
 #include <torch/types.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -20,6 +23,27 @@ inline double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
   const double denom = db.norm().item<double>();
   const double diff = (da - db).norm().item<double>();
   return denom > 0 ? diff / denom : diff;
+}
+
+// A bound for the float32 error of a forward pass against float64, derived from the model's shape: a dot
+// product of length K rounds to ~sqrt(K) u (u = 2^-24; rounding errors of the partial sums add like a random
+// walk), and L such layers in sequence add up the same way, so ~sqrt(L K_max) u; 4x that is the bound. K and
+// L come from the weights (convolutions and linear layers). ResNet-50: K_max 4608, L 54 -> 1.2e-4.
+inline double fp32_forward_bound(const torch::nn::Module& model) {
+  double k_max = 1, layers = 0;
+  for (const auto& p : model.named_parameters()) {
+    const torch::Tensor& w = p.value();
+    if (w.dim() < 2 || p.key().find("weight") == std::string::npos) continue;
+    k_max = std::max(k_max, static_cast<double>(w.numel() / w.size(0)));
+    layers += 1;
+  }
+  return 4.0 * std::sqrt(layers * k_max) * 5.96e-8;
+}
+
+// How many different classes the rows of `logits` pick: a reference whose inputs all get the same answer
+// cannot tell a right model from a wrong one.
+inline int64_t distinct_top1(const torch::Tensor& logits) {
+  return std::get<0>(at::_unique(logits.argmax(1))).numel();
 }
 
 // Paths baked in by tests/CMakeLists.txt.

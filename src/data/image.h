@@ -1,9 +1,16 @@
 // An 8-bit RGB image in HWC order, the unit the CPU side of the input pipeline works on.
 #pragma once
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 namespace convnets {
+
+// An image that cannot be decoded: corrupt data, or a format we do not read (JpegError, PngError).
+class ImageDecodeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct ImageU8 {
   int height = 0;

@@ -46,7 +46,6 @@ bool ImageFolderDataset::get(int64_t index, ImageRecord& out, std::string& stora
   const auto& [path, label] = files_.at(static_cast<size_t>(index));
   try {
     storage = read_file(path);
-    if (is_png(storage)) storage = encode_jpeg(decode_png(storage), 95);  // rare (ImageNet has one PNG)
   } catch (const std::exception& e) {
     bad(path + ": " + e.what());
     return false;

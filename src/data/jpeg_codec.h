@@ -11,9 +11,9 @@
 namespace convnets {
 
 // Corrupt or unsupported JPEG data (libjpeg errors and "corrupt data" warnings alike).
-class JpegError : public std::runtime_error {
+class JpegError : public ImageDecodeError {
  public:
-  using std::runtime_error::runtime_error;
+  using ImageDecodeError::ImageDecodeError;
 };
 
 struct JpegInfo {

@@ -117,7 +117,7 @@ bool Loader::load_sample(int64_t record, int64_t epoch, uint8_t* out, int64_t& l
       img = eval_transform(r.encoded, options_.eval_transform);
     }
     std::memcpy(out, img.pixels.data(), img.pixels.size());
-  } catch (const JpegError& e) {
+  } catch (const ImageDecodeError& e) {
     dataset_->report_bad(record, e.what());
     return false;
   }

@@ -1,5 +1,5 @@
-// PNG decode through libpng's simplified API, to 8-bit RGB; an alpha channel is dropped, as PIL's
-// convert("RGB") does.
+// PNG decode through libpng to 8-bit RGB, exactly as PIL's Image.open(...).convert("RGB") (torchvision's
+// loader) sees it: every colour type and bit depth, palettes, interlacing; alpha dropped without compositing.
 #pragma once
 #include <stdexcept>
 #include <string_view>
@@ -8,9 +8,9 @@
 
 namespace convnets {
 
-class PngError : public std::runtime_error {
+class PngError : public ImageDecodeError {
  public:
-  using std::runtime_error::runtime_error;
+  using ImageDecodeError::ImageDecodeError;
 };
 
 bool is_png(std::string_view bytes);

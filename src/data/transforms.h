@@ -1,5 +1,6 @@
-// The per-image CPU transforms: JPEG decode fused with the crop, resize, flip; uint8 out (normalisation
-// happens on the device, after batching).
+// The per-image CPU transforms: JPEG decode fused with the crop (PNG and other decoded pixels take the same
+// geometry on the whole image), resize, flip, augmentation; uint8 out (normalisation happens on the device,
+// after batching).
 #pragma once
 #include <string_view>
 #include <vector>
@@ -36,6 +37,8 @@ struct EvalTransformOptions {
   EvalCrop crop = EvalCrop::kResizeShorterThenCenter;
   int resize_shorter = 256;    // kResizeShorterThenCenter
   double crop_fraction = 0.0;  // kCenterFractionThenResize; 0: size / (size + 32)
+  // true: decode only the crop's region at the smallest sufficient DCT scale (faster, a little off PIL at the
+  // crop's edges); false: decode the whole image, then crop and resize: PIL's and torchvision's pixels.
   bool dct_scaling = true;
 };
 
@@ -45,8 +48,18 @@ struct EvalTransformOptions {
 ImageU8 decode_resized(std::string_view jpeg, const Box& region, bool confined, int out_w, int out_h,
                        Interpolation interpolation, bool dct_scaling);
 
-ImageU8 train_transform(std::string_view jpeg, const std::vector<BoundingBox>& boxes,
+// `encoded`: a JPEG (decoded only where the crop needs it, at the smallest sufficient DCT scale unless
+// dct_scaling is off) or a PNG (decoded whole, then the pixel path). Throws ImageDecodeError for anything else.
+ImageU8 train_transform(std::string_view encoded, const std::vector<BoundingBox>& boxes,
                         const TrainTransformOptions& options, Rng& rng);
-ImageU8 eval_transform(std::string_view jpeg, const EvalTransformOptions& options);
+ImageU8 eval_transform(std::string_view encoded, const EvalTransformOptions& options);
+// The same transforms on decoded pixels: the same crop geometry and random draws, the same resampler. On a
+// JPEG decoded whole this is what PIL + torchvision compute (no ROI or DCT-scaled decoding involved).
+ImageU8 train_transform(const ImageU8& image, const std::vector<BoundingBox>& boxes,
+                        const TrainTransformOptions& options, Rng& rng);
+ImageU8 eval_transform(const ImageU8& image, const EvalTransformOptions& options);
+
+// A JPEG or PNG decoded whole to RGB (PIL's convert("RGB")); ImageDecodeError for other data.
+ImageU8 decode_image(std::string_view encoded);
 
 }  // namespace convnets

@@ -10,7 +10,6 @@
 
 #include "data/image_folder_dataset.h"
 #include "data/jpeg_codec.h"
-#include "data/png_codec.h"
 #include "data/transforms.h"
 #include "dist/dist_env.h"
 #include "dist/process_group.h"
@@ -36,8 +35,17 @@ void require_single_process(const char* mode) {
   }
 }
 
+// The log of a mode in model_dir (created when missing: eval --weights may name a fresh directory).
 std::string dll_path(const TrainConfig& c) {
-  return c.model_dir.empty() ? std::string() : (fs::path(c.model_dir) / c.log_filename).string();
+  if (c.model_dir.empty()) return {};
+  fs::create_directories(c.model_dir);
+  return (fs::path(c.model_dir) / c.log_filename).string();
+}
+
+std::string describe(const BatchNormConvention& bn) {
+  char buf[128];
+  std::snprintf(buf, sizeof(buf), "BatchNorm eps %g, momentum %g (%s)", bn.eps, bn.momentum, bn.source.c_str());
+  return buf;
 }
 
 void sync(const RunDevice& d) {
@@ -66,16 +74,23 @@ LoadedWeights load_for_inference(const TrainConfig& config, const RunDevice& dev
     }
     std::cerr << "warning: no --weights and no checkpoint in model_dir; using the random initialisation\n";
     w.source = "random init";
+    w.batch_norm = resolve_batch_norm(config, WeightsOrigin::kNone);
     return w;
   }
   if (!fs::is_regular_file(path)) throw std::invalid_argument("weights '" + path + "' does not exist");
+  const std::string bytes = read_file(path);
   std::optional<TensorSections> sections;
+  WeightsMetadata metadata;
   try {
-    sections = load_checkpoint(path);
+    sections = torch_sections_from_bytes(bytes, path);
+    metadata = torch_file_metadata(bytes, path);
   } catch (const std::exception&) {
     sections.reset();  // not a sectioned training checkpoint: a plain state dict (.pt / .safetensors)
   }
   const NamedTensors* weights = sections ? find_section(*sections, "state_dict") : nullptr;
+  // Whose convention the weights follow: ours when convnets wrote them (metadata, a training checkpoint, or
+  // the file the run in model_dir left), else torchvision's / timm's.
+  WeightsOrigin origin = WeightsOrigin::kConvnets;
   if (weights) {
     load_state_dict(*w.model, normalize_keys(*weights));
     if (const NamedTensors* ema = find_section(*sections, "ema_state_dict")) {
@@ -83,8 +98,20 @@ LoadedWeights load_for_inference(const TrainConfig& config, const RunDevice& dev
       load_state_dict(*w.ema_model, *ema);
     }
   } else {
-    load_model_weights(*w.model, path, /*strict=*/true);
+    WeightsFile file = weights_file_from_bytes(bytes, path);
+    metadata = std::move(file.metadata);
+    // A file named with --weights and without our metadata was written elsewhere; the file a run left in
+    // model_dir is ours (runs before the metadata existed wrote none).
+    if (!config.weights.empty()) origin = weights_origin(file.tensors, metadata);
+    try {
+      load_state_dict(*w.model, normalize_keys(file.tensors), /*strict=*/true);
+    } catch (const StateDictMismatch& e) {
+      throw std::runtime_error(path + ": " + e.what());
+    }
   }
+  w.batch_norm = resolve_batch_norm(config, origin, metadata);
+  apply_batch_norm(*w.model, w.batch_norm);
+  if (w.ema_model) apply_batch_norm(*w.ema_model, w.batch_norm);
   w.source = path;
   return w;
 }
@@ -113,8 +140,9 @@ EvalModeResult run_eval_mode(const TrainConfig& config) {
   eo.allow_empty_shard = group != nullptr;
   eo.warmup_batches = std::min<int64_t>(config.warmup_steps, loader.batches_per_epoch() / 2);
   if (main_rank) {
-    std::cout << "evaluating " << w.source << " on " << source->size() << " images (" << device.describe()
-              << (group ? ", " + std::to_string(group->size()) + " ranks" : std::string()) << ")\n";
+    std::cout << "evaluating " << w.source << " on " << source->size() << " records (" << device.describe()
+              << (group ? ", " + std::to_string(group->size()) + " ranks" : std::string()) << "; "
+              << describe(w.batch_norm) << ")\n";
   }
   auto evaluate_all = [&](ConvNetImpl& m) {
     EvalResult r = evaluate(m, loader, device, data, eo);
@@ -171,7 +199,7 @@ std::vector<Prediction> run_predict(const TrainConfig& config) {
       config.eval_batch_size > 0 ? config.eval_batch_size : std::min<int64_t>(config.batch_size, 32);
   const int64_t k = std::min(config.topk, config.num_classes);
   std::cout << "predicting " << files.size() << " image(s) with " << w.source
-            << (w.ema_model ? " (EMA weights)" : "") << "\n";
+            << (w.ema_model ? " (EMA weights)" : "") << "; " << describe(w.batch_norm) << "\n";
   std::vector<Prediction> out;
   double decode_s = 0, model_s = 0;
   torch::NoGradGuard no_grad;
@@ -181,10 +209,11 @@ std::vector<Prediction> run_predict(const TrainConfig& config) {
     torch::Tensor u8 =
         torch::empty({static_cast<int64_t>(end - start), transform.size, transform.size, 3}, torch::kUInt8);
     for (size_t i = start; i < end; ++i) {
-      std::string bytes = read_file(files[i]);
+      const std::string bytes = read_file(files[i]);
       try {
-        if (is_png(bytes)) bytes = encode_jpeg(decode_png(bytes), 95);
-        const ImageU8 img = eval_transform(bytes, transform);
+        // Decoded whole (JPEG and PNG alike), then cropped and resized: what PIL + torchvision compute for
+        // one image. (The loader's ROI / DCT-scaled JPEG decoding is faster and differs at crop edges.)
+        const ImageU8 img = eval_transform(decode_image(bytes), transform);
         std::memcpy(u8[static_cast<int64_t>(i - start)].data_ptr<uint8_t>(), img.pixels.data(),
                     img.pixels.size());
       } catch (const std::exception& e) {
@@ -226,6 +255,20 @@ std::vector<Prediction> run_predict(const TrainConfig& config) {
   std::printf("%zu image(s): decode+transform %.1f ms/image, model %.1f ms/image (%s)\n", files.size(),
               1e3 * decode_s / static_cast<double>(files.size()),
               1e3 * model_s / static_cast<double>(files.size()), device.describe().c_str());
+  if (!config.predict_output.empty()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& p : out) {
+      nlohmann::json top = nlohmann::json::array();
+      for (size_t r = 0; r < p.classes.size(); ++r) {
+        const int64_t c = p.classes[r];
+        top.push_back({{"class", c},
+                       {"probability", p.probabilities[r]},
+                       {"name", c < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(c)] : ""}});
+      }
+      j.push_back({{"file", p.file}, {"top", top}});
+    }
+    write_file_atomic(config.predict_output, j.dump(1) + "\n");
+  }
   return out;
 }
 

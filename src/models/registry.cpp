@@ -20,6 +20,7 @@ ModelEntry resnet_entry(const std::string& name, std::vector<int64_t> blocks, bo
               "SGD momentum 0.875, lr 0.256 per 256 img, cosine from step 0, warmup 8 ep, LS 0.1, "
               "wd 3.0517578125e-05 (no BN), 90/250 ep"};
   e.dropout = 0.0;
+  e.recipe_bn = e.torchvision_bn = e.timm_bn = {1e-5, 0.1};
   e.create = [blocks, bottleneck](const ModelOverrides& o) -> ConvNetPtr {
     ResNetOptions options(blocks, bottleneck);
     if (o.num_classes) options.num_classes(*o.num_classes);
@@ -51,6 +52,9 @@ ModelEntry efficientnet_entry(int b, double width, double depth, int64_t size, d
           "warmup 5 ep, LS 0.1, wd 1e-5 (no BN/depthwise), EMA 0.9999, AutoAugment" +
           (large ? ", mixup 0.2" : "") + ", 500 ep"};
   e.dropout = dropout;
+  e.recipe_bn = {1e-3, 0.01};  // TF's BatchNormalization(epsilon=1e-3, momentum=0.99)
+  e.torchvision_bn = b >= 5 ? BatchNormDefaults{1e-3, 0.01} : BatchNormDefaults{1e-5, 0.1};
+  e.timm_bn = {1e-5, 0.1};
   e.create = [width, depth, dropout](const ModelOverrides& o) -> ConvNetPtr {
     EfficientNetOptions options(width, depth, o.dropout.value_or(dropout));
     if (o.num_classes) options.num_classes(*o.num_classes);

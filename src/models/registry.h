@@ -36,12 +36,21 @@ struct ModelOverrides {
   std::optional<double> bn_eps = std::nullopt;
 };
 
+// BatchNorm epsilon and momentum (PyTorch's convention for the momentum).
+struct BatchNormDefaults {
+  double eps, momentum;
+};
+
 struct ModelEntry {
   std::string name;
   std::string family;  // "resnet" | "efficientnet"
   DataDefaults data;
   RecipeDefaults recipe;
   double dropout;  // classifier dropout (0 for ResNets)
+  // BatchNorm of the seed recipe (what training from scratch uses), and of torchvision's and timm's models of
+  // the same name (what their weights were trained with). torchvision's efficientnet_b5..b7 use 1e-3 / 0.01
+  // (their weights come from TF), b0..b4 and every ResNet 1e-5 / 0.1; timm's efficientnet_b* 1e-5 / 0.1.
+  BatchNormDefaults recipe_bn, torchvision_bn, timm_bn;
   std::function<ConvNetPtr(const ModelOverrides&)> create;
 };
 

@@ -12,8 +12,8 @@
 namespace convnets {
 namespace fs = std::filesystem;
 
-void save_checkpoint(const std::string& path, const TensorSections& sections) {
-  write_file_atomic(path, torch_sections_bytes(sections));
+void save_checkpoint(const std::string& path, const TensorSections& sections, const WeightsMetadata& metadata) {
+  write_file_atomic(path, torch_sections_bytes(sections, metadata));
 }
 
 TensorSections load_checkpoint(const std::string& path) {
@@ -48,12 +48,12 @@ CheckpointManager::CheckpointManager(std::string directory, int keep_last)
 }
 
 std::string CheckpointManager::save(int64_t epochs_done, int64_t updates, const TensorSections& sections,
-                                    std::optional<double> metric) {
+                                    std::optional<double> metric, const WeightsMetadata& metadata) {
   char name[80];
   std::snprintf(name, sizeof(name), "checkpoint_e%04lld_u%010lld.pt", static_cast<long long>(epochs_done),
                 static_cast<long long>(updates));
   const std::string path = (fs::path(directory_) / name).string();
-  const std::string bytes = torch_sections_bytes(sections);
+  const std::string bytes = torch_sections_bytes(sections, metadata);
   write_file_atomic(path, bytes);
   if (metric && (!best_ || *metric > *best_)) {
     best_ = metric;

@@ -9,7 +9,8 @@
 
 namespace convnets {
 
-void save_checkpoint(const std::string& path, const TensorSections& sections);
+void save_checkpoint(const std::string& path, const TensorSections& sections,
+                     const WeightsMetadata& metadata = {});
 TensorSections load_checkpoint(const std::string& path);
 const NamedTensors& section(const TensorSections& sections, const std::string& name);  // throws naming it
 const NamedTensors* find_section(const TensorSections& sections,
@@ -25,7 +26,7 @@ class CheckpointManager {
   // Writes checkpoint_e<epochs done>_u<updates>.pt (names sort in training order, also for checkpoints taken
   // inside an epoch); keeps the `keep_last` newest; best.pt when `metric` is the best so far.
   std::string save(int64_t epochs_done, int64_t updates, const TensorSections& sections,
-                   std::optional<double> metric = std::nullopt);
+                   std::optional<double> metric = std::nullopt, const WeightsMetadata& metadata = {});
   // The newest checkpoint_*.pt, if any (for resuming).
   std::optional<std::string> latest() const;
   // The best metric so far (restored on resume, so best.pt is only replaced by a better one).

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -84,9 +85,87 @@ std::unique_ptr<ProcessGroup> join_ranks(const TrainConfig& config, const DistEn
   return ProcessGroup::create(env, device.device, po);
 }
 
+namespace {
+std::optional<double> metadata_number(const WeightsMetadata& m, const std::string& key) {
+  const auto it = m.find(key);
+  if (it == m.end()) return std::nullopt;
+  try {
+    size_t used = 0;
+    const double v = std::stod(it->second, &used);
+    if (used == it->second.size() && v > 0 && v < 1) return v;
+  } catch (const std::exception&) {
+  }
+  throw std::runtime_error("weights metadata '" + key + "' = '" + it->second + "': expected a number in (0, 1)");
+}
+}  // namespace
+
+BatchNormConvention resolve_batch_norm(const TrainConfig& config, WeightsOrigin origin,
+                                       const WeightsMetadata& metadata) {
+  BatchNormConvention bn;
+  const ModelEntry& entry = find_model(config.arch);
+  const std::optional<double> meta_eps = metadata_number(metadata, "convnets.bn_eps");
+  const std::optional<double> meta_momentum = metadata_number(metadata, "convnets.bn_momentum");
+  if (meta_eps && meta_momentum) {
+    bn = {*meta_eps, *meta_momentum, "weights metadata"};
+  } else if (origin == WeightsOrigin::kTorchvision) {
+    bn = {entry.torchvision_bn.eps, entry.torchvision_bn.momentum, "torchvision's"};
+  } else if (origin == WeightsOrigin::kTimm) {
+    bn = {entry.timm_bn.eps, entry.timm_bn.momentum, "timm's"};
+  } else {
+    bn = {entry.recipe_bn.eps, entry.recipe_bn.momentum, "recipe"};
+  }
+  if (config.bn_eps > 0) bn.eps = config.bn_eps;
+  if (config.bn_momentum > 0) bn.momentum = config.bn_momentum;
+  if (config.bn_eps > 0 || config.bn_momentum > 0) bn.source = "flag";
+  return bn;
+}
+
+WeightsOrigin weights_origin(const NamedTensors& tensors, const WeightsMetadata& metadata) {
+  if (!metadata.empty()) return WeightsOrigin::kConvnets;
+  return is_timm_efficientnet_layout(tensors) ? WeightsOrigin::kTimm : WeightsOrigin::kTorchvision;
+}
+
+void apply_batch_norm(torch::nn::Module& model, const BatchNormConvention& bn) {
+  for (const auto& m : model.modules()) {
+    if (auto* b = m->as<torch::nn::BatchNorm2dImpl>()) {
+      b->options.eps(bn.eps);
+      b->options.momentum(bn.momentum);
+    }
+  }
+}
+
+WeightsMetadata model_metadata(const TrainConfig& config) {
+  auto text = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.17g", v);
+    return std::string(buf);
+  };
+  return {{"convnets.arch", config.arch},
+          {"convnets.num_classes", std::to_string(config.num_classes)},
+          {"convnets.bn_eps", text(config.bn_eps)},
+          {"convnets.bn_momentum", text(config.bn_momentum)}};
+}
+
+TrainConfig with_resolved_batch_norm(const TrainConfig& config) {
+  TrainConfig c = config;
+  WeightsOrigin origin = WeightsOrigin::kNone;
+  WeightsMetadata metadata;
+  if (!config.finetune_from.empty() && (config.bn_eps <= 0 || config.bn_momentum <= 0)) {
+    WeightsFile file = load_weights_file(config.finetune_from);
+    metadata = std::move(file.metadata);
+    origin = weights_origin(file.tensors, metadata);
+  }
+  const BatchNormConvention bn = resolve_batch_norm(config, origin, metadata);
+  c.bn_eps = bn.eps;
+  c.bn_momentum = bn.momentum;
+  return c;
+}
+
 ConvNetPtr build_model(const TrainConfig& config, const torch::Device& device, bool load_finetune) {
   ModelOverrides o;
   o.num_classes = config.num_classes;
+  if (config.bn_eps > 0) o.bn_eps = config.bn_eps;
+  if (config.bn_momentum > 0) o.bn_momentum = config.bn_momentum;
   if (config.dropout >= 0) o.dropout = config.dropout;
   if (config.stochastic_depth >= 0) o.stochastic_depth = config.stochastic_depth;
   if (find_model(config.arch).family == "resnet") {
@@ -202,6 +281,8 @@ EvalTransformOptions eval_transform_options(const TrainConfig& config) {
   EvalTransformOptions t;
   t.size = static_cast<int>(d.eval_size);
   t.interpolation = d.interpolation;
+  // Evaluation decodes whole images, so accuracies are those torchvision computes on the same files.
+  t.dct_scaling = false;
   if (find_model(config.arch).family == "resnet" && config.eval_crop_pct <= 0) {
     // RN50 TF1: shorter side to size * 256 / 224, centre crop.
     t.crop = EvalCrop::kResizeShorterThenCenter;

@@ -13,6 +13,7 @@
 #include "models/layers.h"
 #include "models/registry.h"
 #include "train/train_config.h"
+#include "util/torch_file.h"
 
 namespace convnets {
 
@@ -34,6 +35,26 @@ DistEnv run_dist_env(const TrainConfig& config);
 // Joins the other ranks with --dist_backend / --dist_timeout; nullptr for a single process.
 std::unique_ptr<ProcessGroup> join_ranks(const TrainConfig& config, const DistEnv& env,
                                          const RunDevice& device);
+
+// BatchNorm eps and momentum of a model, in this order: --bn_eps / --bn_momentum when set; what the weights'
+// metadata records (files convnets wrote); for weights written elsewhere, the convention of the library
+// whose layout they have (torchvision's per architecture, timm's; see ModelEntry); the recipe's when there
+// are no weights (training from scratch).
+enum class WeightsOrigin { kNone, kConvnets, kTorchvision, kTimm };
+// Who wrote a state dict: convnets when it carries our metadata, else timm or torchvision by its key names.
+WeightsOrigin weights_origin(const NamedTensors& tensors, const WeightsMetadata& metadata);
+struct BatchNormConvention {
+  double eps = 1e-5, momentum = 0.1;
+  std::string source;  // "flag", "weights metadata", "torchvision's", "timm's", "recipe"
+};
+BatchNormConvention resolve_batch_norm(const TrainConfig& config, WeightsOrigin origin,
+                                       const WeightsMetadata& metadata = {});
+void apply_batch_norm(torch::nn::Module& model, const BatchNormConvention& bn);
+// The metadata convnets writes beside every weights file of `config`'s model (bn_eps must be resolved).
+WeightsMetadata model_metadata(const TrainConfig& config);
+// `config` with bn_eps / bn_momentum made explicit for training: from finetune_from's weights when set (a
+// foreign file: 1e-5 / 0.1), else the recipe's. Written to config.yaml, so later modes use the same.
+TrainConfig with_resolved_batch_norm(const TrainConfig& config);
 
 // The architecture with the config's overrides, on `device` (channels_last when asked). With
 // `finetune_from` set, those weights are loaded, skipping (and reporting) keys whose shape differs.

@@ -153,6 +153,10 @@ std::vector<Key> build_keys() {
       boolean("zero_init_residual", &C::zero_init_residual, "ResNet: zero-init the last BN gamma per block"),
       choice("weight_init", &C::weight_init, {"fan_in", "fan_out"}, "ResNet variance-scaling init mode"),
       text("finetune_from", &C::finetune_from, "start from these weights (non-matching head skipped)"),
+      number("bn_eps", &C::bn_eps, 0, 1,
+             "BatchNorm epsilon; 0: the weights' own (torchvision / timm: 1e-5), else the recipe's"),
+      number("bn_momentum", &C::bn_momentum, 0, 1,
+             "BatchNorm momentum (PyTorch convention); 0: the weights' own (0.1), else the recipe's"),
       text("data_dir", &C::data_dir,
            "TFRecords (train-*, validation-*) or image folders (train/, val/); "
            "empty: synthetic data"),
@@ -237,6 +241,8 @@ std::vector<Key> build_keys() {
       boolean("tensorboard", &C::tensorboard, "write TensorBoard event files to <model_dir>/tensorboard"),
       text("to_predict", &C::to_predict, "predict: an image file or a directory of images"),
       integer("topk", &C::topk, 1, 1000, "predict: classes shown per image"),
+      text("predict_output", &C::predict_output,
+           "predict: also write the top-k classes and probabilities of every image to this JSON file"),
       number_list("batch_sizes", &C::batch_sizes, "inference_benchmark: batch sizes to sweep"),
   };
 }

@@ -17,6 +17,10 @@ struct TrainConfig {
   bool zero_init_residual = false;
   std::string weight_init = "fan_in";  // ResNet kernels: fan_in | fan_out
   std::string finetune_from;           // weights only (torchvision / timm / ours), mismatched head skipped
+  // BatchNorm convention; 0: automatic (the weights' own when they carry one or come from torchvision / timm,
+  // else the recipe's: EfficientNet 1e-3 / 0.01, ResNet 1e-5 / 0.1). See resolve_batch_norm().
+  double bn_eps = 0;
+  double bn_momentum = 0;
 
   // Data.
   std::string
@@ -107,6 +111,7 @@ struct TrainConfig {
 
   // Predict and inference benchmark.
   std::string to_predict;  // an image file or a directory of images
+  std::string predict_output;  // also write the predictions here as JSON (full-precision probabilities)
   int64_t topk = 5;
   std::vector<double> batch_sizes;  // inference_benchmark sweep; empty: batch_size
 };

@@ -202,7 +202,11 @@ nlohmann::json eval_json(const EvalResult& r, const std::string& prefix) {
 
 }  // namespace
 
-TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
+TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
+  // BatchNorm eps / momentum made explicit (recipe, or finetune_from's own), so config.yaml, checkpoints and
+  // exported weights all record the convention the model trains with.
+  const TrainConfig config = with_resolved_batch_norm(given_config);
+  const WeightsMetadata metadata = model_metadata(config);
   const bool benchmark = mode == TrainMode::kBenchmark;
   if (!benchmark && config.model_dir.empty())
     throw std::invalid_argument(
@@ -466,7 +470,7 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
                       {"total_updates", scalar_i64(total_updates)}};
     if (checkpoints->best()) meta.emplace_back("best_top1", scalar_f64(*checkpoints->best()));
     s.emplace_back("meta", meta);
-    return checkpoints->save(epochs_done, step.updates(), s, metric);
+    return checkpoints->save(epochs_done, step.updates(), s, metric, metadata);
   };
 
   bool stopped = false;
@@ -699,9 +703,11 @@ TrainOutcome run_training(const TrainConfig& config, TrainMode mode) {
     const bool use_ema =
         ema && outcome.eval && outcome.eval_ema && outcome.eval_ema->top1 > outcome.eval->top1;
     outcome.final_weights = (fs::path(config.model_dir) / "final_weights.pt").string();
-    save_weights(outcome.final_weights, cpu_copy(use_ema ? ema->state() : state_dict(*model)));
-    if (ema && !outcome.eval_ema)
-      save_weights((fs::path(config.model_dir) / "final_weights_ema.pt").string(), cpu_copy(ema->state()));
+    save_weights(outcome.final_weights, cpu_copy(use_ema ? ema->state() : state_dict(*model)), metadata);
+    if (ema && !outcome.eval_ema) {
+      save_weights((fs::path(config.model_dir) / "final_weights_ema.pt").string(), cpu_copy(ema->state()),
+                   metadata);
+    }
     final_data["train_throughput"] = outcome.train_images_per_second;
     final_data["exported_weights"] = use_ema ? "ema" : "raw";
     if (outcome.eval) final_data.update(eval_json(*outcome.eval, ""));

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "util/file_io.h"
@@ -12,11 +13,15 @@ namespace convnets {
 
 namespace {
 
+constexpr size_t kMaxMetadataBytes = 64 * 1024;
+
 // The zip container around a pickle whose storages are `tensors` in order (keys 0, 1, ...).
-std::string torch_archive(const std::string& pickle_bytes, const std::vector<torch::Tensor>& tensors) {
+std::string torch_archive(const std::string& pickle_bytes, const std::vector<torch::Tensor>& tensors,
+                          const WeightsMetadata& metadata) {
   ZipWriter zip;
   zip.add("archive/data.pkl", pickle_bytes);
   zip.add("archive/byteorder", "little");
+  if (!metadata.empty()) zip.add("archive/convnets.json", nlohmann::json(metadata).dump());
   for (size_t k = 0; k < tensors.size(); ++k) {
     zip.add("archive/data/" + std::to_string(k),
             std::string_view(static_cast<const char*>(tensors[k].data_ptr()),
@@ -105,21 +110,41 @@ NamedTensors load_torch_state_dict(const std::string& path) {
   return torch_state_dict_from_bytes(bytes, path);
 }
 
-std::string torch_state_dict_bytes(const NamedTensors& tensors) {
+WeightsMetadata torch_file_metadata(std::string_view bytes, const std::string& context) {
+  ZipReader zip(bytes, context);
+  for (const auto& name : zip.names()) {
+    if (name.size() < 14 || name.compare(name.size() - 14, 14, "/convnets.json") != 0) continue;
+    const std::string_view text = zip.read(name);
+    if (text.size() > kMaxMetadataBytes)
+      throw std::runtime_error(context + ": " + name + " is larger than 64 KiB");
+    const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) throw std::runtime_error(context + ": " + name + " is not a JSON object");
+    WeightsMetadata out;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (!it->is_string())
+        throw std::runtime_error(context + ": " + name + ": value of '" + it.key() + "' is not a string");
+      out[it.key()] = it->get<std::string>();
+    }
+    return out;
+  }
+  return {};
+}
+
+std::string torch_state_dict_bytes(const NamedTensors& tensors, const WeightsMetadata& metadata) {
   const NamedTensors cpu = cpu_contiguous(tensors);
   std::vector<torch::Tensor> storages;
   for (const auto& [name, t] : cpu) storages.push_back(t);
-  return torch_archive(pickle::dump_tensor_dict(cpu), storages);
+  return torch_archive(pickle::dump_tensor_dict(cpu), storages, metadata);
 }
 
-std::string torch_sections_bytes(const TensorSections& sections) {
+std::string torch_sections_bytes(const TensorSections& sections, const WeightsMetadata& metadata) {
   TensorSections cpu;
   std::vector<torch::Tensor> storages;
   for (const auto& [name, tensors] : sections) {
     cpu.emplace_back(name, cpu_contiguous(tensors));
     for (const auto& [n, t] : cpu.back().second) storages.push_back(t);
   }
-  return torch_archive(pickle::dump_sections(cpu), storages);
+  return torch_archive(pickle::dump_sections(cpu), storages, metadata);
 }
 
 TensorSections torch_sections_from_bytes(std::string_view bytes, const std::string& context) {
@@ -139,8 +164,9 @@ TensorSections torch_sections_from_bytes(std::string_view bytes, const std::stri
   return out;
 }
 
-void save_torch_state_dict(const std::string& path, const NamedTensors& tensors) {
-  write_file_atomic(path, torch_state_dict_bytes(tensors));
+void save_torch_state_dict(const std::string& path, const NamedTensors& tensors,
+                           const WeightsMetadata& metadata) {
+  write_file_atomic(path, torch_state_dict_bytes(tensors, metadata));
 }
 
 }  // namespace convnets

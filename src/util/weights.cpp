@@ -59,22 +59,43 @@ std::string timm_efficientnet_name(const std::string& key, const std::set<std::s
 
 }  // namespace
 
-NamedTensors load_weights(const std::string& path) {
-  const std::string bytes = read_file(path);
-  if (bytes.size() >= 4 && bytes.compare(0, 4, "PK\x03\x04") == 0)
-    return torch_state_dict_from_bytes(bytes, path);
-  if (bytes.size() >= 9 && bytes[8] == '{') return parse_safetensors(bytes, path).tensors;
+WeightsFile load_weights_file(const std::string& path) {
+  return weights_file_from_bytes(read_file(path), path);
+}
+
+WeightsFile weights_file_from_bytes(std::string_view bytes, const std::string& path) {
+  if (bytes.size() >= 4 && bytes.substr(0, 4) == std::string_view("PK\x03\x04", 4))
+    return {torch_state_dict_from_bytes(bytes, path), torch_file_metadata(bytes, path)};
+  if (bytes.size() >= 9 && bytes[8] == '{') {
+    SafetensorsFile f = parse_safetensors(bytes, path);
+    WeightsMetadata convnets_keys;  // other writers' metadata is theirs
+    for (auto& [k, v] : f.metadata) {
+      if (k.rfind("convnets.", 0) == 0) convnets_keys[k] = v;
+    }
+    return {std::move(f.tensors), std::move(convnets_keys)};
+  }
   throw std::runtime_error(path + ": neither a torch.save (zip) file nor a safetensors file");
 }
 
-void save_weights(const std::string& path, const NamedTensors& tensors) {
+NamedTensors load_weights(const std::string& path) {
+  return load_weights_file(path).tensors;
+}
+
+void save_weights(const std::string& path, const NamedTensors& tensors, const WeightsMetadata& metadata) {
   if (ends_with(path, ".safetensors")) {
-    save_safetensors(path, tensors);
+    save_safetensors(path, tensors, metadata);
   } else if (ends_with(path, ".pt") || ends_with(path, ".pth")) {
-    save_torch_state_dict(path, tensors);
+    save_torch_state_dict(path, tensors, metadata);
   } else {
     throw std::invalid_argument(path + ": unknown weights extension; expected .safetensors, .pt or .pth");
   }
+}
+
+bool is_timm_efficientnet_layout(const NamedTensors& tensors) {
+  for (const auto& [name, t] : tensors) {
+    if (name == "conv_stem.weight" || name == "module.conv_stem.weight") return true;
+  }
+  return false;
 }
 
 NamedTensors normalize_keys(const NamedTensors& tensors) {

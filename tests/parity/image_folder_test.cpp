@@ -1,12 +1,22 @@
-// prepare_data on an image folder made by PIL: labels from sorted class names, re-encoding, skips.
+// prepare_data on an image folder made by PIL: labels from sorted class names, re-encoding, skips; PNG through
+// the loader from image folders and TFRecords.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cstdlib>
 
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "data/image_folder_dataset.h"
+#include "data/imagenet_record.h"
 #include "data/jpeg_codec.h"
+#include "data/loader.h"
 #include "data/prepare_data.h"
+#include "data/tfrecord.h"
 #include "data/tfrecord_dataset.h"
+#include "util/file_io.h"
 #include "test_support.h"
 #include "util/safetensors.h"
 
@@ -49,6 +59,56 @@ TEST(PrepareData, ImageFolderWithPngGrayscaleCmykAndJunk) {
   EXPECT_EQ(per_class[0], 3);  // a_dog: sorted first, label 1 in the file, 0 here
   EXPECT_EQ(per_class[1], 6);
   EXPECT_THROW(prepare_image_folder(dir.file("nothing"), {.output_dir = out}), std::runtime_error);
+}
+
+namespace {
+std::string_view bytes_of(const torch::Tensor& t) {
+  return {static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel())};
+}
+}  // namespace
+
+// PNGs of every colour type through the loader, from an image folder and from TFRecords holding PNG bytes (as
+// DALI reads them): decoded losslessly, each eval batch row equals PIL's crop + resize of PIL's decode.
+TEST(Loader, PngFromImageFoldersAndTfRecordsEqualsPil) {
+  const auto fixtures = testing::load_fixture("transforms/expected.safetensors");
+  testing::ScratchDir dir;
+  std::vector<std::string> names;
+  std::string shard;
+  for (const auto& [key, t] : fixtures) {
+    if (key.rfind("png.", 0) != 0 || key.compare(key.size() - 6, 6, ".bytes") != 0) continue;
+    names.push_back(key.substr(0, key.size() - 6));
+  }
+  std::sort(names.begin(), names.end());
+  std::filesystem::create_directories(dir.path() / "folder/val/only_class");
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string_view png = bytes_of(fixtures.at(names[i] + ".bytes"));
+    char file[64];
+    std::snprintf(file, sizeof(file), "%03zu.png", i);  // sorted like `names`
+    write_file_atomic((dir.path() / "folder/val/only_class" / file).string(), std::string(png));
+    append_record(shard, encode_imagenet_record({.jpeg = std::string(png), .label = 1}));
+  }
+  write_file_atomic(dir.file("validation-00000-of-00001"), shard);
+  LoaderOptions lo;
+  lo.batch_size = static_cast<int64_t>(names.size());
+  lo.workers = 2;
+  lo.train = false;
+  lo.eval_transform = {.size = 64, .interpolation = Interpolation::kBicubic,
+                       .crop = EvalCrop::kCenterFractionThenResize};
+  std::vector<std::shared_ptr<const ImageSource>> sources{
+      std::make_shared<ImageFolderDataset>((dir.path() / "folder/val").string(), /*strict=*/true),
+      std::make_shared<TFRecordDataset>(find_shards(dir.path().string(), "validation"),
+                                        DatasetOptions{.num_classes = 1, .strict = true})};
+  for (const auto& source : sources) {
+    Loader loader(source, lo);
+    loader.start_epoch(0);
+    const std::optional<Batch> batch = loader.next();
+    ASSERT_TRUE(batch);
+    ASSERT_EQ(batch->images.size(0), static_cast<int64_t>(names.size()));
+    for (size_t i = 0; i < names.size(); ++i) {
+      const torch::Tensor& pil = fixtures.at(names[i] + ".effnet64");
+      EXPECT_TRUE(torch::equal(batch->images[static_cast<int64_t>(i)], pil)) << names[i];
+    }
+  }
 }
 
 }  // namespace convnets

@@ -124,6 +124,29 @@ TEST(EvalTransforms, MatchPilAtFullResolution) {
   }
 }
 
+// PNG of every colour type and bit depth decodes to PIL's convert("RGB") exactly (what torchvision's loader
+// feeds a model), and the EfficientNet eval transform on it equals PIL's crop + resize exactly (PNG is
+// decoded whole, then takes the pixel path of the transforms).
+TEST(Png, EveryColourTypeDecodesAsPilAndTransformsExactly) {
+  int variants = 0;
+  for (const auto& [key, bytes] : fixtures()) {
+    if (key.rfind("png.", 0) != 0 || key.size() < 6 || key.compare(key.size() - 6, 6, ".bytes") != 0) continue;
+    const std::string name = key.substr(0, key.size() - 6);
+    const std::string_view png = jpeg_of(key);
+    const ImageU8 rgb = decode_image(png);
+    EXPECT_EQ(max_diff(rgb, fixtures().at(name + ".rgb")), 0) << name;
+    const ImageU8 eff = eval_transform(png, {.size = 64,
+                                             .interpolation = Interpolation::kBicubic,
+                                             .crop = EvalCrop::kCenterFractionThenResize});
+    EXPECT_EQ(max_diff(eff, fixtures().at(name + ".effnet64")), 0) << name;
+    ++variants;
+  }
+  EXPECT_EQ(variants, 14);
+  EXPECT_THROW(decode_image("GIF89a...."), ImageDecodeError);
+  const std::string_view png = jpeg_of("png.rgb8.bytes");
+  EXPECT_THROW(decode_image(png.substr(0, png.size() / 2)), ImageDecodeError);  // truncated
+}
+
 // Train-style crop then resize: exact path at full resolution, DCT-scaled path within a stated tolerance.
 TEST(TrainTransforms, ResizedCropMatchesPilAndDctScalingStaysClose) {
   for (int k = 0; k < 4; ++k) {

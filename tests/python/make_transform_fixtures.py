@@ -1,10 +1,12 @@
 """References for the CPU transforms: PIL resizes (bilinear/bicubic, with boxes), the RN50 eval transform
 (shorter side 256 then a floor-centred 224 crop, TF1 offsets) and the EfficientNet eval transform
 (centre crop int(S/(S+32)*shorter), offsets ((h-c)+1)//2, then resize), computed with PIL on PIL's decode;
-and crop samples drawn by tf.image.sample_distorted_bounding_box and torchvision's RandomResizedCrop."""
+PNGs of every colour type and bit depth with PIL's RGB of them; and crop samples drawn by tf.image.sample_distorted_bounding_box and torchvision's RandomResizedCrop."""
 import argparse
 import io
 import os
+import struct
+import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,6 +20,52 @@ from PIL import Image  # noqa: E402
 from fixture_images import photo  # noqa: E402
 
 FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+
+
+def png_file(rows, width, height, color_type, depth, palette=None, trns=None):
+    """A PNG written by hand (PIL cannot write 16-bit colour): `rows` are the filtered-free scanline bytes."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))
+    if palette is not None:
+        out += chunk(b"PLTE", bytes(palette))
+    if trns is not None:
+        out += chunk(b"tRNS", trns)
+    return out + chunk(b"IDAT", zlib.compress(b"".join(b"\x00" + r for r in rows))) + chunk(b"IEND", b"")
+
+
+def png_variants(rgb, rng):
+    """The photo as PNG of every colour type PIL reads: grey 1/2/4/8/16 bit, grey + alpha 8/16, RGB 8/16,
+    RGBA 8/16, palette with and without tRNS."""
+    h, w, _ = rgb.shape
+    gray = (rgb.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.uint8)
+    alpha = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    wide = lambda a: (a.astype(np.uint16) * 257 + rng.integers(0, 257, a.shape).astype(np.uint16)).astype(">u2")
+    out = {}
+    for depth in (1, 2, 4):
+        levels = (gray >> (8 - depth)).astype(np.uint8)
+        rows = []
+        for r in levels:
+            bits = "".join(format(int(v), f"0{depth}b") for v in r)
+            bits += "0" * (-len(bits) % 8)
+            rows.append(int(bits, 2).to_bytes(len(bits) // 8, "big"))
+        out[f"gray{depth}"] = png_file(rows, w, h, 0, depth)
+    out["gray8"] = png_file([r.tobytes() for r in gray], w, h, 0, 8)
+    out["gray16"] = png_file([r.tobytes() for r in wide(gray)], w, h, 0, 16)  # PIL: I;16, clipped to 255
+    out["gray16_dark"] = png_file([r.tobytes() for r in (gray // 2).astype(">u2")], w, h, 0, 16)
+    out["graya8"] = png_file([r.tobytes() for r in np.dstack([gray, alpha])], w, h, 4, 8)
+    out["graya16"] = png_file([r.tobytes() for r in wide(np.dstack([gray, alpha]))], w, h, 4, 16)
+    out["rgb8"] = png_file([r.tobytes() for r in rgb], w, h, 2, 8)
+    out["rgb16"] = png_file([r.tobytes() for r in wide(rgb)], w, h, 2, 16)
+    out["rgba8"] = png_file([r.tobytes() for r in np.dstack([rgb, alpha])], w, h, 6, 8)
+    out["rgba16"] = png_file([r.tobytes() for r in wide(np.dstack([rgb, alpha]))], w, h, 6, 16)
+    quantized = Image.fromarray(rgb).quantize(64)
+    palette = quantized.getpalette()[:3 * 64]
+    index = np.asarray(quantized)
+    out["palette"] = png_file([r.tobytes() for r in index], w, h, 3, 8, palette=palette)
+    out["palette_trns"] = png_file([r.tobytes() for r in index], w, h, 3, 8, palette=palette,
+                                   trns=bytes(range(0, 256, 8)))
+    return out
 
 
 def main():
@@ -56,7 +104,18 @@ def main():
         cx, cy, cw, ch = w // 7, h // 5, w // 2, h // 2
         t[f"eval.{k}.crop"] = np.array([cx, cy, cw, ch], dtype=np.int64)
         t[f"eval.{k}.resized_crop"] = np.asarray(img.crop((cx, cy, cx + cw, cy + ch)).resize((224, 224), Image.BILINEAR))
-    # 3. Crop samplers: (x, y, w, h) of 4000 draws each, image 500x375, no boxes / one box.
+    # 3. PNG in every colour type and bit depth, as PIL decodes it (convert("RGB"), torchvision's loader), and
+    # the two eval transforms on PIL's pixels.
+    base = np.asarray(photo(rng, 83, 97, cell=9, noise=12))
+    for name, png_bytes in png_variants(base, rng).items():
+        img = Image.open(io.BytesIO(png_bytes)).convert("RGB")
+        t[f"png.{name}.bytes"] = np.frombuffer(png_bytes, dtype=np.uint8)
+        t[f"png.{name}.rgb"] = np.asarray(img)
+        short = min(img.size)
+        crop = int(64 / (64 + 32) * short)
+        oy, ox = ((img.height - crop) + 1) // 2, ((img.width - crop) + 1) // 2
+        t[f"png.{name}.effnet64"] = np.asarray(img.crop((ox, oy, ox + crop, oy + crop)).resize((64, 64), Image.BICUBIC))
+    # 4. Crop samplers: (x, y, w, h) of 4000 draws each, image 500x375, no boxes / one box.
     n, width, height = 4000, 500, 375
     for tag, boxes in [("nobox", np.zeros((1, 0, 4), np.float32)),
                        ("box", np.array([[[0.2, 0.3, 0.6, 0.55]]], np.float32))]:
