@@ -14,7 +14,8 @@
 int main(int argc, char** argv) {
   if (const char* isa = std::getenv("CONVNETS_NARROW_ISA"); isa && *isa) {
     std::string upper = isa;
-    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
     setenv("ATEN_CPU_CAPABILITY", isa, 1);
     setenv("ONEDNN_MAX_CPU_ISA", upper.c_str(), 1);
   }

@@ -40,8 +40,7 @@ std::pair<torch::Tensor, torch::Tensor> DeviceBatches::take_raw() {
   Staged s = std::move(*staged_);
   staged_.reset();
   if (s.copied) {
-    const c10::Stream current =
-        c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(device_);
+    const c10::Stream current = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(device_);
     current.wait(*s.copied);
     // The tensors were allocated on the side stream; tell the caching allocator that the compute stream
     // uses them too, so their memory is not handed out again before that work is done.

@@ -47,7 +47,7 @@ bool ImageFolderDataset::get(int64_t index, ImageRecord& out, std::string& stora
   try {
     storage = read_file(path);
   } catch (const std::exception& e) {
-    bad(path + ": " + e.what());
+    bad(index, path + ": " + e.what());
     return false;
   }
   out.encoded = storage;
@@ -57,7 +57,7 @@ bool ImageFolderDataset::get(int64_t index, ImageRecord& out, std::string& stora
 }
 
 void ImageFolderDataset::report_bad(int64_t index, const std::string& what) const {
-  bad(files_.at(static_cast<size_t>(index)).first + ": " + what);
+  bad(index, files_.at(static_cast<size_t>(index)).first + ": " + what);
 }
 
 }  // namespace convnets

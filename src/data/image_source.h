@@ -2,7 +2,8 @@
 // folder), with one bad-data policy: a bad item is a warning naming where it is, counted and skipped, or an
 // error when strict.
 #pragma once
-#include <atomic>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "data/imagenet_record.h"
@@ -19,15 +20,22 @@ class ImageSource {
   virtual bool get(int64_t index, ImageRecord& out, std::string& storage) const = 0;
   // Reports item `index` as bad for a reason found later (e.g. its JPEG does not decode).
   virtual void report_bad(int64_t index, const std::string& what) const = 0;
-  int64_t skipped() const { return skipped_.load(); }
+
+  // A new pass over the data (the loader calls this at every epoch): bad records are reported again once.
+  void new_epoch() const;
+  // Distinct bad records met since new_epoch() (plus damaged-shard findings).
+  int64_t skipped() const;
 
  protected:
-  // Warns (or throws std::runtime_error when strict) with `where` naming the file and position.
-  void bad(const std::string& where) const;
+  // Warns once per pass for item `index` (-1: not an item, e.g. a damaged shard index), one whole line on
+  // stderr, or throws std::runtime_error when strict; `where` names the file and position.
+  void bad(int64_t index, const std::string& where) const;
 
  private:
   bool strict_;
-  mutable std::atomic<int64_t> skipped_{0};
+  mutable std::mutex mutex_;
+  mutable std::set<int64_t> reported_;
+  mutable int64_t other_problems_ = 0;
 };
 
 }  // namespace convnets

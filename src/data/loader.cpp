@@ -46,6 +46,7 @@ int64_t Loader::batches_per_epoch() const {
 }
 
 void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
+  dataset_->new_epoch();
   ShardPlan plan{options_.seed, epoch, options_.rank, options_.world_size, options_.train, options_.train};
   auto order = std::make_shared<const std::vector<int64_t>>(shard_indices(dataset_->size(), plan));
   {

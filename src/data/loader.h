@@ -51,6 +51,8 @@ class Loader {
   // The next batch in order, or nullopt at the end of the epoch. Rethrows a worker's error (e.g. strict
   // mode).
   std::optional<Batch> next();
+  // Distinct bad records met in the current epoch (each reported once, by name).
+  int64_t skipped_records() const { return dataset_->skipped(); }
 
  private:
   void worker_loop();

@@ -60,9 +60,9 @@ ImageU8 decode_png(std::string_view bytes) {
   s.info = png_create_info_struct(s.png);
   if (!s.info) throw PngError("libpng: out of memory");
   // What PIL's Image.open(...).convert("RGB") gives, which torchvision's loader uses: palette colours (a
-  // tRNS transparency is ignored), 1/2/4-bit grey scaled to 0..255, 16-bit samples reduced to their high byte,
-  // alpha dropped without compositing; except 16-bit grey without alpha, which PIL opens as "I;16" and clips
-  // to 0..255 on the way to RGB.
+  // tRNS transparency is ignored), 1/2/4-bit grey scaled to 0..255, 16-bit samples reduced to their high
+  // byte, alpha dropped without compositing; except 16-bit grey without alpha, which PIL opens as "I;16" and
+  // clips to 0..255 on the way to RGB.
   int width = 0, height = 0, channels = 0;
   bool gray16_clip = false;
   if (setjmp(state->jump)) throw PngError(std::string("corrupt PNG: ") + state->message);
@@ -98,7 +98,8 @@ ImageU8 decode_png(std::string_view bytes) {
   if (gray16_clip) {
     for (size_t p = 0; p < n; ++p) {
       const unsigned v = (static_cast<unsigned>(src[2 * p]) << 8) | src[2 * p + 1];
-      out.pixels[3 * p] = out.pixels[3 * p + 1] = out.pixels[3 * p + 2] = static_cast<uint8_t>(v > 255 ? 255 : v);
+      out.pixels[3 * p] = out.pixels[3 * p + 1] = out.pixels[3 * p + 2] =
+          static_cast<uint8_t>(v > 255 ? 255 : v);
     }
   } else if (channels == 1) {
     for (size_t p = 0; p < n; ++p) out.pixels[3 * p] = out.pixels[3 * p + 1] = out.pixels[3 * p + 2] = src[p];

@@ -37,7 +37,7 @@ TFRecordDataset::TFRecordDataset(const std::vector<std::string>& shards, const D
     files_.emplace_back(shards[s]);
     RecordError error{shards[s], 0, ""};
     const auto spans = shard_spans(shards[s], files_.back().bytes(), options.index_dir, &error);
-    if (!error.what.empty()) bad(error.describe());
+    if (!error.what.empty()) bad(-1, error.describe());
     for (const auto& span : spans) records_.push_back({static_cast<uint32_t>(s), span});
   }
   if (records_.empty())
@@ -46,7 +46,7 @@ TFRecordDataset::TFRecordDataset(const std::vector<std::string>& shards, const D
 
 void TFRecordDataset::report_bad(int64_t index, const std::string& what) const {
   const Entry& e = records_.at(static_cast<size_t>(index));
-  bad(RecordError{files_[e.shard].path(), e.span.offset, what}.describe());
+  bad(index, RecordError{files_[e.shard].path(), e.span.offset, what}.describe());
 }
 
 bool TFRecordDataset::get(int64_t index, ImageRecord& out) const {
@@ -55,12 +55,12 @@ bool TFRecordDataset::get(int64_t index, ImageRecord& out) const {
   std::string_view data;
   RecordError error;
   if (!read_record(file.bytes(), e.span, file.path(), data, error)) {
-    bad(error.describe());
+    bad(index, error.describe());
     return false;
   }
   std::string why;
   if (!decode_imagenet_record(data, options_.num_classes, out, why)) {
-    bad(RecordError{file.path(), e.span.offset, why}.describe());
+    bad(index, RecordError{file.path(), e.span.offset, why}.describe());
     return false;
   }
   return true;

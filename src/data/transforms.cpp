@@ -68,7 +68,8 @@ struct Source {
   int width() const { return pixels ? pixels->width : info.width; }
   int height() const { return pixels ? pixels->height : info.height; }
   ImageU8 resized(const Box& region, bool confined, int out_w, int out_h, Interpolation interpolation) const {
-    if (!pixels) return decode_resized(jpeg, info, region, confined, out_w, out_h, interpolation, dct_scaling);
+    if (!pixels)
+      return decode_resized(jpeg, info, region, confined, out_w, out_h, interpolation, dct_scaling);
     if (!confined) return resize(*pixels, out_w, out_h, interpolation, region);
     // Crop to the integer rectangle, then resize all of it: the filter never reads outside the crop.
     const int x0 = static_cast<int>(region.x0), y0 = static_cast<int>(region.y0);
@@ -82,13 +83,15 @@ struct Source {
 
 ImageU8 train_from(const Source& src, const std::vector<BoundingBox>& boxes, const TrainTransformOptions& o,
                    Rng& rng) {
-  const CropRect crop = o.sampler == CropSampler::kDistortedBoundingBox
-                            ? sample_distorted_bounding_box(src.width(), src.height(), boxes, o.distorted, rng)
-                            : sample_resized_crop(src.width(), src.height(), o.resized, rng);
+  const CropRect crop =
+      o.sampler == CropSampler::kDistortedBoundingBox
+          ? sample_distorted_bounding_box(src.width(), src.height(), boxes, o.distorted, rng)
+          : sample_resized_crop(src.width(), src.height(), o.resized, rng);
   const bool flip = rng.bernoulli(o.flip_probability);
-  ImageU8 out = src.resized({static_cast<double>(crop.x), static_cast<double>(crop.y),
-                             static_cast<double>(crop.x + crop.width), static_cast<double>(crop.y + crop.height)},
-                            /*confined=*/true, o.size, o.size, o.interpolation);
+  ImageU8 out =
+      src.resized({static_cast<double>(crop.x), static_cast<double>(crop.y),
+                   static_cast<double>(crop.x + crop.width), static_cast<double>(crop.y + crop.height)},
+                  /*confined=*/true, o.size, o.size, o.interpolation);
   if (flip) flip_horizontal(out);
   if (o.augmentation == Augmentation::kAutoAugment) auto_augment(out, rng);
   if (o.augmentation == Augmentation::kRandAugment)
@@ -109,8 +112,8 @@ ImageU8 eval_from(const Source& src, const EvalTransformOptions& o) {
 }
 
 bool is_jpeg(std::string_view bytes) {
-  return bytes.size() >= 3 && static_cast<uint8_t>(bytes[0]) == 0xFF && static_cast<uint8_t>(bytes[1]) == 0xD8 &&
-         static_cast<uint8_t>(bytes[2]) == 0xFF;
+  return bytes.size() >= 3 && static_cast<uint8_t>(bytes[0]) == 0xFF &&
+         static_cast<uint8_t>(bytes[1]) == 0xD8 && static_cast<uint8_t>(bytes[2]) == 0xFF;
 }
 
 [[noreturn]] void unsupported(std::string_view bytes) {
@@ -133,8 +136,8 @@ ImageU8 train_transform(std::string_view encoded, const std::vector<BoundingBox>
     return train_transform(pixels, boxes, o, rng);
   }
   if (!is_jpeg(encoded)) unsupported(encoded);
-  return train_from({.jpeg = encoded, .info = read_jpeg_info(encoded), .dct_scaling = o.dct_scaling}, boxes, o,
-                    rng);
+  return train_from({.jpeg = encoded, .info = read_jpeg_info(encoded), .dct_scaling = o.dct_scaling}, boxes,
+                    o, rng);
 }
 
 ImageU8 eval_transform(std::string_view encoded, const EvalTransformOptions& o) {

@@ -49,7 +49,8 @@ ImageU8 decode_resized(std::string_view jpeg, const Box& region, bool confined, 
                        Interpolation interpolation, bool dct_scaling);
 
 // `encoded`: a JPEG (decoded only where the crop needs it, at the smallest sufficient DCT scale unless
-// dct_scaling is off) or a PNG (decoded whole, then the pixel path). Throws ImageDecodeError for anything else.
+// dct_scaling is off) or a PNG (decoded whole, then the pixel path). Throws ImageDecodeError for anything
+// else.
 ImageU8 train_transform(std::string_view encoded, const std::vector<BoundingBox>& boxes,
                         const TrainTransformOptions& options, Rng& rng);
 ImageU8 eval_transform(std::string_view encoded, const EvalTransformOptions& options);

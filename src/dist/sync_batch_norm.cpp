@@ -31,12 +31,12 @@ torch::Tensor sync_batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tenso
   if (!bn.is_training()) return bn.forward(x);
   TORCH_CHECK(x.dim() == 4, "sync_batch_norm expects NCHW input, got ", x.dim(), " dimensions");
   const auto& o = bn.options;
-  // Statistics in (at least) fp32 whatever the activation dtype (as cuDNN's batch norm does under autocast). Each rank
-  // computes its own mean and variance in two passes, then every rank receives all of them (an all-gather
-  // done as a sum of zero-padded rows, so the rows arrive exactly) and combines them the same way (Chan et
-  // al.): var = sum n_r (var_r + (mean_r - mean)^2) / N. Unlike E[x^2] - E[x]^2 this does not cancel when
-  // the mean is large against the spread (dark image backgrounds, the first steps before the running mean
-  // has moved).
+  // Statistics in (at least) fp32 whatever the activation dtype (as cuDNN's batch norm does under autocast).
+  // Each rank computes its own mean and variance in two passes, then every rank receives all of them (an
+  // all-gather done as a sum of zero-padded rows, so the rows arrive exactly) and combines them the same way
+  // (Chan et al.): var = sum n_r (var_r + (mean_r - mean)^2) / N. Unlike E[x^2] - E[x]^2 this does not cancel
+  // when the mean is large against the spread (dark image backgrounds, the first steps before the running
+  // mean has moved).
   const torch::Tensor xf = x.to(x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
   const int64_t channels = xf.size(1);
   const auto shape = std::vector<int64_t>{1, channels, 1, 1};

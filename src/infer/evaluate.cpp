@@ -11,9 +11,11 @@ namespace convnets {
 
 EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group) {
   const auto v = group.sum({static_cast<double>(local.images), static_cast<double>(local.correct1),
-                            static_cast<double>(local.correct5), local.loss_sum, local.images_per_second});
+                            static_cast<double>(local.correct5), local.loss_sum, local.images_per_second,
+                            static_cast<double>(local.skipped_records)});
   EvalResult r = local;
   r.images = static_cast<int64_t>(v[0]);
+  r.skipped_records = static_cast<int64_t>(v[5]);
   r.correct1 = static_cast<int64_t>(v[1]);
   r.correct5 = static_cast<int64_t>(v[2]);
   r.loss_sum = v[3];
@@ -84,6 +86,7 @@ EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device,
   }
   r.images_per_second = timed_seconds > 0 ? static_cast<double>(timed_images) / timed_seconds : 0;
   r.latency = latency_stats(batch_ms);
+  r.skipped_records = loader.skipped_records();
   if (was_training) model.train();
   return r;
 }

@@ -12,9 +12,10 @@
 namespace convnets {
 
 struct EvalResult {
-  int64_t images = 0;
-  double top1 = 0, top5 = 0;  // fractions
-  double loss = 0;            // mean cross-entropy (no smoothing)
+  int64_t images = 0;           // evaluated
+  int64_t skipped_records = 0;  // bad records left out (each named in a warning)
+  double top1 = 0, top5 = 0;    // fractions
+  double loss = 0;              // mean cross-entropy (no smoothing)
   double images_per_second = 0;
   LatencyStats latency;  // per batch, after `warmup_batches`
   // Exact sums, for reductions across processes.

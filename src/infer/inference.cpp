@@ -44,7 +44,8 @@ std::string dll_path(const TrainConfig& c) {
 
 std::string describe(const BatchNormConvention& bn) {
   char buf[128];
-  std::snprintf(buf, sizeof(buf), "BatchNorm eps %g, momentum %g (%s)", bn.eps, bn.momentum, bn.source.c_str());
+  std::snprintf(buf, sizeof(buf), "BatchNorm eps %g, momentum %g (%s)", bn.eps, bn.momentum,
+                bn.source.c_str());
   return buf;
 }
 
@@ -155,6 +156,7 @@ EvalModeResult run_eval_mode(const TrainConfig& config) {
                                       {"top5_accuracy", r.top5},
                                       {"eval_loss", r.loss},
                                       {"images", r.images},
+                                      {"skipped_records", r.skipped_records},
                                       {"eval_throughput", r.images_per_second},
                                       {"eval_latency_avg", r.latency.avg},
                                       {"eval_latency_p50", r.latency.p50},
@@ -261,9 +263,10 @@ std::vector<Prediction> run_predict(const TrainConfig& config) {
       nlohmann::json top = nlohmann::json::array();
       for (size_t r = 0; r < p.classes.size(); ++r) {
         const int64_t c = p.classes[r];
-        top.push_back({{"class", c},
-                       {"probability", p.probabilities[r]},
-                       {"name", c < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(c)] : ""}});
+        top.push_back(
+            {{"class", c},
+             {"probability", p.probabilities[r]},
+             {"name", c < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(c)] : ""}});
       }
       j.push_back({{"file", p.file}, {"top", top}});
     }

@@ -11,9 +11,9 @@
 namespace convnets {
 
 struct LoadedWeights {
-  ConvNetPtr model;      // the raw weights
-  ConvNetPtr ema_model;  // the EMA weights, when the checkpoint has them
-  std::string source;    // the file read, or "random init"
+  ConvNetPtr model;                // the raw weights
+  ConvNetPtr ema_model;            // the EMA weights, when the checkpoint has them
+  std::string source;              // the file read, or "random init"
   BatchNormConvention batch_norm;  // what the models run with (resolve_batch_norm)
 };
 // --weights (a checkpoint or a state dict), else the newest checkpoint in model_dir, else

@@ -12,7 +12,8 @@
 namespace convnets {
 namespace fs = std::filesystem;
 
-void save_checkpoint(const std::string& path, const TensorSections& sections, const WeightsMetadata& metadata) {
+void save_checkpoint(const std::string& path, const TensorSections& sections,
+                     const WeightsMetadata& metadata) {
   write_file_atomic(path, torch_sections_bytes(sections, metadata));
 }
 

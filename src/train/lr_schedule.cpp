@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "train/train_config.h"
+
 namespace convnets {
 
 double scaled_learning_rate(double lr_init, int64_t global_batch, int64_t reference_batch) {
@@ -64,6 +66,36 @@ LrSchedule LrSchedule::efficientnet_tf2(double base, int64_t updates_per_epoch, 
     s.decay_interval = 2.4 * static_cast<double>(updates_per_epoch);
   } else {
     throw std::invalid_argument("lr decay '" + decay + "' is not one of: cosine, exponential");
+  }
+  return s;
+}
+
+LrSchedule make_schedule(const TrainConfig& c, double base, int64_t updates_per_epoch,
+                         int64_t total_updates) {
+  LrSchedule s;
+  s.base = base;
+  s.warmup_steps = static_cast<int64_t>(c.lr_warmup_epochs * static_cast<double>(updates_per_epoch));
+  s.clock_after_warmup = c.lr_clock == "after_warmup";
+  if (c.lr_schedule == "cosine") {
+    s.kind = LrSchedule::Kind::kCosine;
+    // The cosine reaches 0 at the last update with either clock.
+    s.decay_steps =
+        std::max<int64_t>(1, s.clock_after_warmup ? total_updates - s.warmup_steps : total_updates);
+  } else if (c.lr_schedule == "step") {
+    s.kind = LrSchedule::Kind::kStep;
+    double m = 1.0;
+    s.multipliers.push_back(m);
+    for (double e : c.lr_step_epochs) {
+      s.boundaries.push_back(static_cast<int64_t>(e * static_cast<double>(updates_per_epoch)));
+      m *= c.lr_step_factor;
+      s.multipliers.push_back(m);
+    }
+  } else if (c.lr_schedule == "exponential") {
+    s.kind = LrSchedule::Kind::kExponential;
+    s.decay_rate = c.lr_decay_rate;
+    s.decay_interval = c.lr_decay_epochs * static_cast<double>(updates_per_epoch);
+  } else {
+    s.kind = LrSchedule::Kind::kConstant;
   }
   return s;
 }

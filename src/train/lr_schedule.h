@@ -6,6 +6,8 @@
 
 namespace convnets {
 
+struct TrainConfig;
+
 // Linear scaling: lr_init per `reference_batch` images (256 for ResNet, 128 for EfficientNet), global batch
 // including gradient accumulation.
 double scaled_learning_rate(double lr_init, int64_t global_batch, int64_t reference_batch);
@@ -32,5 +34,10 @@ struct LrSchedule {
                                      int64_t max_epochs,
                                      const std::string& decay);  // "cosine" | "exponential"
 };
+
+// The schedule a run trains with: the config's kind and clock, warmup in updates, the cosine reaching 0 at
+// the last update with either clock (ResNet TF1: the decay sees step 0..T; EfficientNet TF2: step - warmup).
+LrSchedule make_schedule(const TrainConfig& config, double base, int64_t updates_per_epoch,
+                         int64_t total_updates);
 
 }  // namespace convnets

@@ -12,6 +12,9 @@
 #include <map>
 #include <stdexcept>
 
+#include "train/param_groups.h"
+#include "train/train_config.h"
+
 namespace convnets {
 namespace {
 
@@ -166,6 +169,17 @@ void AdamW::step(double lr) {
     at::_foreach_add_(denom, epsilon_);
     at::_foreach_addcdiv_(a.params, m, denom, -lr / bias1);
   }
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, const torch::nn::Module& model) {
+  const DecayPolicy policy = c.weight_decay_exclude == "bn_and_depthwise"
+                                 ? DecayPolicy::kAllButBatchNormAndDepthwise
+                                 : DecayPolicy::kAllButBatchNorm;
+  auto groups = weight_decay_groups(model, policy, c.weight_decay);
+  if (c.optimizer == "rmsprop")
+    return std::make_unique<KerasRmsprop>(groups, c.rmsprop_rho, c.momentum, c.opt_epsilon);
+  if (c.optimizer == "adamw") return std::make_unique<AdamW>(groups, c.beta1, c.beta2, c.opt_epsilon);
+  return std::make_unique<MomentumSgd>(groups, c.momentum, c.nesterov);
 }
 
 }  // namespace convnets

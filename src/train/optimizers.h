@@ -89,4 +89,8 @@ class AdamW : public Optimizer {
   std::vector<std::vector<torch::Tensor>> m_, v_;
 };
 
+struct TrainConfig;
+// The optimizer a run trains with (the config's update rule and weight-decay groups over `model`).
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& config, const torch::nn::Module& model);
+
 }  // namespace convnets

@@ -5,8 +5,8 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -47,8 +47,9 @@ RunDevice setup_device(const TrainConfig& config, int local_rank) {
     }
     c10::cuda::set_device(static_cast<c10::DeviceIndex>(gpu));
   }
-  d.device = (config.device == "cpu" || !cuda) ? torch::Device(torch::kCPU)
-                                                : torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(gpu));
+  d.device = (config.device == "cpu" || !cuda)
+                 ? torch::Device(torch::kCPU)
+                 : torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(gpu));
   if (config.amp) {
     if (d.device.is_cuda() && config.amp_dtype == "fp16") {
       d.autocast = torch::kHalf;
@@ -95,7 +96,8 @@ std::optional<double> metadata_number(const WeightsMetadata& m, const std::strin
     if (used == it->second.size() && v > 0 && v < 1) return v;
   } catch (const std::exception&) {
   }
-  throw std::runtime_error("weights metadata '" + key + "' = '" + it->second + "': expected a number in (0, 1)");
+  throw std::runtime_error("weights metadata '" + key + "' = '" + it->second +
+                           "': expected a number in (0, 1)");
 }
 }  // namespace
 

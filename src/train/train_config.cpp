@@ -205,6 +205,8 @@ std::vector<Key> build_keys() {
       number("cutmix_alpha", &C::cutmix_alpha, 0, 100, "CutMix Beta alpha; 0: off"),
       boolean("mix_per_example", &C::mix_per_example, "one mixing weight per example (TF) or per batch"),
       choice("mix_partner", &C::mix_partner, {"reverse", "permute"}, "mixing partner of example i"),
+      boolean("mix_symmetric_max", &C::mix_symmetric_max,
+              "mixup weight max(lambda, 1 - lambda): each example keeps the larger share (EfficientNet TF2)"),
       number("ema_decay", &C::ema_decay, 0, 1, "EMA of weights and BN statistics; 0: off"),
       number("grad_clip_norm", &C::grad_clip_norm, 0, kHuge, "global gradient-norm clip; 0: off"),
       integer("n_stages", &C::n_stages, 1, 100, "progressive training stages"),
@@ -291,6 +293,7 @@ TrainConfig default_config(const std::string& arch) {
     c.num_iter = 500;
     c.batch_size = entry.data.train_size >= 380 ? 160 : 1024;
     c.mixup_alpha = entry.data.train_size >= 380 ? 0.2 : 0.0;
+    c.mix_symmetric_max = true;  // the TF2 recipe's mixup: lambda = max(lambda, 1 - lambda)
     c.weight_init = "fan_out";
   }
   return c;

@@ -72,6 +72,7 @@ struct TrainConfig {
   double mixup_alpha = 0, cutmix_alpha = 0;
   bool mix_per_example = true;
   std::string mix_partner = "reverse";  // reverse (TF recipes) | permute (PyTorch recipe)
+  bool mix_symmetric_max = false;       // mixup lambda = max(lambda, 1 - lambda) (EfficientNet TF2)
   double ema_decay = 0;                 // 0: no EMA
   double grad_clip_norm = 0;
 
@@ -110,7 +111,7 @@ struct TrainConfig {
   bool tensorboard = false;
 
   // Predict and inference benchmark.
-  std::string to_predict;  // an image file or a directory of images
+  std::string to_predict;      // an image file or a directory of images
   std::string predict_output;  // also write the predictions here as JSON (full-precision probabilities)
   int64_t topk = 5;
   std::vector<double> batch_sizes;  // inference_benchmark sweep; empty: batch_size

@@ -58,6 +58,16 @@ StagePlan stage_for_epoch(const TrainConfig& c, int64_t train_size, int64_t epoc
   return p;
 }
 
+MixOptions mix_options(const TrainConfig& c, const StagePlan& stage) {
+  MixOptions mix;
+  mix.mixup_alpha = stage.mixup_alpha;
+  mix.cutmix_alpha = stage.cutmix_alpha;
+  mix.per_example = c.mix_per_example;
+  mix.permute_partners = c.mix_partner == "permute";
+  mix.symmetric_max = c.mix_symmetric_max;
+  return mix;
+}
+
 namespace {
 
 constexpr uint64_t kMixSalt = 0x6d69786d69780001ull;  // per-batch mixing draws
@@ -89,47 +99,6 @@ std::optional<double> meta_f64(const NamedTensors& meta, const std::string& key)
     if (n == key) return t.item<double>();
   }
   return std::nullopt;
-}
-
-LrSchedule make_schedule(const TrainConfig& c, double base, int64_t updates_per_epoch,
-                         int64_t total_updates) {
-  LrSchedule s;
-  s.base = base;
-  s.warmup_steps = static_cast<int64_t>(c.lr_warmup_epochs * static_cast<double>(updates_per_epoch));
-  s.clock_after_warmup = c.lr_clock == "after_warmup";
-  if (c.lr_schedule == "cosine") {
-    s.kind = LrSchedule::Kind::kCosine;
-    // The cosine reaches 0 at the last update with either clock.
-    s.decay_steps =
-        std::max<int64_t>(1, s.clock_after_warmup ? total_updates - s.warmup_steps : total_updates);
-  } else if (c.lr_schedule == "step") {
-    s.kind = LrSchedule::Kind::kStep;
-    double m = 1.0;
-    s.multipliers.push_back(m);
-    for (double e : c.lr_step_epochs) {
-      s.boundaries.push_back(static_cast<int64_t>(e * static_cast<double>(updates_per_epoch)));
-      m *= c.lr_step_factor;
-      s.multipliers.push_back(m);
-    }
-  } else if (c.lr_schedule == "exponential") {
-    s.kind = LrSchedule::Kind::kExponential;
-    s.decay_rate = c.lr_decay_rate;
-    s.decay_interval = c.lr_decay_epochs * static_cast<double>(updates_per_epoch);
-  } else {
-    s.kind = LrSchedule::Kind::kConstant;
-  }
-  return s;
-}
-
-std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, const torch::nn::Module& model) {
-  const DecayPolicy policy = c.weight_decay_exclude == "bn_and_depthwise"
-                                 ? DecayPolicy::kAllButBatchNormAndDepthwise
-                                 : DecayPolicy::kAllButBatchNorm;
-  auto groups = weight_decay_groups(model, policy, c.weight_decay);
-  if (c.optimizer == "rmsprop")
-    return std::make_unique<KerasRmsprop>(groups, c.rmsprop_rho, c.momentum, c.opt_epsilon);
-  if (c.optimizer == "adamw") return std::make_unique<AdamW>(groups, c.beta1, c.beta2, c.opt_epsilon);
-  return std::make_unique<MomentumSgd>(groups, c.momentum, c.nesterov);
 }
 
 // Logs to DLLogger (+ TensorBoard) and the per-epoch summary.csv.
@@ -190,7 +159,9 @@ std::string fmt(double v, const char* f = "%.6g") {
 }
 
 nlohmann::json eval_json(const EvalResult& r, const std::string& prefix) {
-  return {{prefix + "top1_accuracy", r.top1},
+  return {{prefix + "images", r.images},
+          {prefix + "skipped_records", r.skipped_records},
+          {prefix + "top1_accuracy", r.top1},
           {prefix + "top5_accuracy", r.top5},
           {prefix + "eval_loss", r.loss},
           {prefix + "eval_throughput", r.images_per_second},
@@ -498,11 +469,7 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
         synthetic_labels = b.labels.to(device.device);
       }
     }
-    MixOptions mix;
-    mix.mixup_alpha = stage.mixup_alpha;
-    mix.cutmix_alpha = stage.cutmix_alpha;
-    mix.per_example = config.mix_per_example;
-    mix.permute_partners = config.mix_partner == "permute";
+    const MixOptions mix = mix_options(config, stage);
     const bool mixing = mix.mixup_alpha > 0 || mix.cutmix_alpha > 0;
 
     const int64_t first = epoch == start_epoch ? start_micro : 0;
@@ -625,17 +592,20 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     double epoch_ips = epoch_seconds > 0 ? static_cast<double>(epoch_images) / epoch_seconds : 0;
     double epoch_mean_loss = epoch_micro ? epoch_loss.item<double>() / static_cast<double>(epoch_micro) : 0;
+    double skipped = loader ? static_cast<double>(loader->skipped_records()) : 0;
     if (group) {
-      const auto v = group->sum({epoch_mean_loss, epoch_ips});
+      const auto v = group->sum({epoch_mean_loss, epoch_ips, skipped});
       epoch_mean_loss = v[0] / static_cast<double>(world);
       epoch_ips = v[1];
+      skipped = v[2];
     }
     if (!benchmark) outcome.train_images_per_second = epoch_ips;
     const bool last_epoch = epoch + 1 == num_epochs || step.updates() >= total_updates;
     logs.dll().log(nlohmann::json::array({epoch + 1}), {{"cross_entropy", epoch_mean_loss},
                                                         {"learning_rate", lr},
                                                         {"train_throughput", epoch_ips},
-                                                        {"epoch_time_s", epoch_seconds}});
+                                                        {"epoch_time_s", epoch_seconds},
+                                                        {"skipped_records", static_cast<int64_t>(skipped)}});
     std::optional<double> metric;
     if (mode == TrainMode::kTrainAndEval && ((epoch + 1) % config.epochs_between_eval == 0 || last_epoch)) {
       run_eval(epoch + 1);
@@ -649,7 +619,8 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
           {"train_loss", fmt(epoch_mean_loss)},
           {"learning_rate", fmt(lr)},
           {"train_images_per_second", fmt(epoch_ips, "%.1f")},
-          {"epoch_seconds", fmt(epoch_seconds, "%.1f")}};
+          {"epoch_seconds", fmt(epoch_seconds, "%.1f")},
+          {"skipped_records", std::to_string(static_cast<int64_t>(skipped))}};
       if (mode == TrainMode::kTrainAndEval) {
         row.emplace_back("eval_top1", metric ? fmt(outcome.eval->top1) : "");
         row.emplace_back("eval_top5", metric ? fmt(outcome.eval->top5) : "");

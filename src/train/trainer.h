@@ -3,6 +3,7 @@
 #pragma once
 #include <optional>
 
+#include "data/mixing.h"
 #include "infer/evaluate.h"
 #include "train/train_config.h"
 
@@ -26,6 +27,8 @@ struct StagePlan {
   double randaug_magnitude = 0, mixup_alpha = 0, cutmix_alpha = 0;
 };
 StagePlan stage_for_epoch(const TrainConfig& config, int64_t train_size, int64_t epoch, int64_t num_epochs);
+// How the trainer mixes batches at `stage` (mixup / CutMix strengths, per example, partners, symmetric max).
+MixOptions mix_options(const TrainConfig& config, const StagePlan& stage);
 
 TrainOutcome run_training(const TrainConfig& config, TrainMode mode);
 

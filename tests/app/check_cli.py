@@ -173,6 +173,26 @@ p = run("train", *resume_args, "--model_dir", D)
 check("resuming from" in p.stdout and open(os.path.join(D, "final_weights.pt"), "rb").read() == reference,
       "a finished run started again changes nothing")
 
+# The same with an EfficientNet, whose dropout and stochastic depth draw from torch's generator every step:
+# the checkpoint's RNG state must be restored for the resumed run to draw the same masks.
+eff_args = ["--arch", "efficientnet_b0", "--num_classes", "10", "--data_dir", DATA, "--image_size", "32",
+            "--eval_image_size", "32", "--workers", "1", "--crop_sampler", "resized_crop", "--lr_warmup_epochs", "0",
+            "--augmentation", "none", "--batch_size", "8", "--num_iter", "40", "--iter_unit", "batch",
+            "--checkpoint_every_steps", "4", "--display_every", "2"]
+G = os.path.join(WORK, "g")
+run("train", *eff_args, "--model_dir", G)
+eff_reference = open(os.path.join(G, "final_weights.pt"), "rb").read()
+H = os.path.join(WORK, "h")
+proc = subprocess.Popen([BIN, "train", *eff_args, "--model_dir", H], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True)
+check(wait_for_checkpoint(H, proc), "efficientnet_b0: training is under way before the SIGTERM")
+proc.send_signal(signal.SIGTERM)
+out, _ = proc.communicate(timeout=120)
+check(proc.returncode == 0 and "stopped after update" in out, "efficientnet_b0: SIGTERM stops with a checkpoint")
+p = run("train", *eff_args, "--model_dir", H)
+check("resuming from" in p.stdout and open(os.path.join(H, "final_weights.pt"), "rb").read() == eff_reference,
+      "efficientnet_b0 (dropout, stochastic depth): SIGTERM + resume gives identical weights")
+
 # Benchmarks (synthetic data).
 E = os.path.join(WORK, "e")
 run("training_benchmark", "--arch", "resnet18", "--image_size", "64", "--batch_size", "8", "--num_iter", "6",

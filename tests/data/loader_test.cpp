@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <map>
 #include <set>
+#include <sstream>
 
 #include "data/image_folder_dataset.h"
 #include "data/imagenet_record.h"
@@ -117,6 +119,81 @@ TEST(Loader, RanksSplitTheEpoch) {
     for (const auto& b : epoch(loader, 0)) total += b.labels.size(0);
   }
   EXPECT_EQ(total, 37);  // exact totals, no record twice or dropped
+}
+
+// Many bad records: training substitutes the next good record, so one bad record can be met again as a
+// substitute for its neighbour. The warning still comes once per record per epoch, as one whole line even
+// with several decoding threads.
+TEST(Loader, EachBadRecordIsReportedOnceAWholeLinePerEpoch) {
+  testing::ScratchDir dir;
+  std::string shards[1];
+  std::set<int> corrupt{3, 4, 5, 6, 11, 12, 13, 20, 21, 30};
+  for (int i = 0; i < 37; ++i) {
+    ImageRecordFields f;
+    ImageU8 img(24, 24);
+    for (size_t p = 0; p < img.pixels.size(); ++p) img.pixels[p] = static_cast<uint8_t>(p * (i + 1));
+    f.jpeg = corrupt.count(i) ? std::string("not a JPEG, record ") + std::to_string(i) : encode_jpeg(img, 90);
+    f.label = i % 10 + 1;
+    append_record(shards[0], encode_imagenet_record(f));
+  }
+  write_file_atomic(dir.file("train-00000-of-00001"), shards[0]);
+  auto dataset = std::make_shared<TFRecordDataset>(find_shards(dir.path().string(), "train"),
+                                                   DatasetOptions{.num_classes = 10});
+  Loader train(dataset, small(true, 4));
+  for (int64_t e = 0; e < 3; ++e) {
+    ::testing::internal::CaptureStderr();
+    for (const auto& b : epoch(train, e)) EXPECT_EQ(b.images.size(0), 8);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    std::map<std::string, int> per_offset;
+    std::istringstream lines(err);
+    int count = 0;
+    for (std::string line; std::getline(lines, line);) {
+      ASSERT_EQ(line.rfind("warning: skipping bad record: ", 0), 0u) << line;
+      ASSERT_EQ(line.find("warning:", 1), std::string::npos) << "two warnings on one line: " << line;
+      ++per_offset[line];
+      ++count;
+    }
+    for (const auto& [line, n] : per_offset) EXPECT_EQ(n, 1) << "epoch " << e << ": " << line;
+    EXPECT_EQ(count, dataset->skipped()) << "epoch " << e;
+    EXPECT_GE(count, 7) << "epoch " << e;  // drop_last leaves 5 of the 37 records out of an epoch
+  }
+}
+
+// The per-sample random stream is keyed by (seed, epoch, record): the same record gets another crop and flip
+// in another epoch (not only another position), and the same one again when the epoch is replayed (resume).
+TEST(Loader, ARecordIsCroppedDifferentlyEveryEpochAndTheSameOnReplay) {
+  testing::ScratchDir dir;
+  std::string shard;
+  for (int i = 0; i < 10; ++i) {
+    ImageU8 img(48 + i, 60);
+    for (size_t p = 0; p < img.pixels.size(); ++p)
+      img.pixels[p] = static_cast<uint8_t>((p * 7 + p / 61 * 13) % 251);
+    ImageRecordFields f;
+    f.jpeg = encode_jpeg(img, 90);
+    f.label = i + 1;  // label i identifies record i
+    append_record(shard, encode_imagenet_record(f));
+  }
+  write_file_atomic(dir.file("train-00000-of-00001"), shard);
+  auto dataset = std::make_shared<TFRecordDataset>(find_shards(dir.path().string(), "train"),
+                                                   DatasetOptions{.num_classes = 10});
+  LoaderOptions o = small(true, 2);
+  o.batch_size = 10;
+  Loader loader(dataset, o);
+  auto by_record = [&](int64_t e) {
+    std::map<int64_t, torch::Tensor> out;
+    for (const auto& b : epoch(loader, e)) {
+      for (int64_t i = 0; i < b.labels.size(0); ++i) out[b.labels[i].item<int64_t>()] = b.images[i].clone();
+    }
+    return out;
+  };
+  const auto e0 = by_record(0), e1 = by_record(1), e0_again = by_record(0);
+  ASSERT_EQ(e0.size(), 10u);
+  int differ = 0;
+  for (const auto& [record, image] : e0) {
+    EXPECT_TRUE(torch::equal(image, e0_again.at(record))) << "record " << record;
+    differ += torch::equal(image, e1.at(record)) ? 0 : 1;
+  }
+  EXPECT_EQ(differ, 10);
 }
 
 TEST(Loader, BadJpegIsSubstitutedInTrainingAndLeftOutInEval) {

@@ -78,6 +78,38 @@ TEST(Mixing, MatchesSpecReferenceOnTheSameDraws) {
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
+// Every example's partner has another label, so a target that does not mix the labels cannot pass: the soft
+// target of example i puts lambda_i (mixup) or its unpasted area (CutMix) on its own label and the rest on
+// the partner's, then label smoothing; the images mix with the same weights.
+TEST(Mixing, SoftTargetsCarryBothLabelsInTheDrawnProportions) {
+  torch::manual_seed(1);
+  const int64_t n = 8, k = 10, h = 12, w = 16;
+  const double eps = 0.1;
+  const torch::Tensor images = torch::randn({n, 3, h, w}, torch::kDouble);
+  const torch::Tensor labels = torch::arange(n, torch::kInt64);  // all different
+  Rng rng(3);
+  const MixParams p = sample_mix_params(n, h, w, {.mixup_alpha = 0.4, .cutmix_alpha = 1.0}, rng);
+  const auto [mixed, targets] = apply_mix(images, labels, k, eps, p);
+  int mixed_examples = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t j = p.partner[static_cast<size_t>(i)];
+    ASSERT_NE(labels[i].item<int64_t>(), labels[j].item<int64_t>());
+    double own = p.lambda[static_cast<size_t>(i)];
+    if (p.cut[static_cast<size_t>(i)]) {
+      const int64_t* b = &p.box[static_cast<size_t>(i) * 4];
+      own = 1.0 - static_cast<double>((b[2] - b[0]) * (b[3] - b[1])) / static_cast<double>(h * w);
+    } else {
+      const torch::Tensor expected = images[i] * own + images[j] * (1 - own);
+      EXPECT_LT((mixed[i] - expected).abs().max().item<double>(), 1e-6) << i;
+    }
+    if (own > 0.01 && own < 0.99) ++mixed_examples;
+    EXPECT_NEAR(targets[i][i].item<double>(), own * (1 - eps) + eps / k, 1e-6) << i;
+    EXPECT_NEAR(targets[i][j].item<double>(), (1 - own) * (1 - eps) + eps / k, 1e-6) << i;
+    EXPECT_NEAR(targets[i].sum().item<double>(), 1.0, 1e-6) << i;
+  }
+  EXPECT_GE(mixed_examples, 4);  // the draws really mix
+}
+
 TEST(Mixing, NoMixingIsLabelSmoothingOnly) {
   Rng rng(2);
   const torch::Tensor images = torch::randn({4, 3, 5, 5});

@@ -111,7 +111,8 @@ int run(int argc, char** argv) {
   po.backend = backend;
   po.timeout = std::chrono::seconds(timeout_s);
   if (device_name != "cpu" && device_name != "cuda") throw std::invalid_argument("--device: cpu or cuda");
-  const torch::Device device = device_name == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  const torch::Device device =
+      device_name == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   if (fp16 && !device.is_cuda()) throw std::invalid_argument("--fp16 needs --device cuda");
   if (device.is_cuda()) {  // fp32 and run-to-run repeatable: runs may differ only by summation order
     at::globalContext().setAllowTF32CuDNN(false);
@@ -168,7 +169,8 @@ int run(int argc, char** argv) {
       auto loss = torch::nn::functional::cross_entropy(logits.to(use_double ? torch::kDouble : torch::kFloat),
                                                        labels.narrow(0, start, batch));
       loss = loss / static_cast<double>(accum);
-      if (s == overflow_step && env.rank == overflow_rank) loss = loss * std::numeric_limits<float>::infinity();
+      if (s == overflow_step && env.rank == overflow_rank)
+        loss = loss * std::numeric_limits<float>::infinity();
       if (scaler) loss = scaler->scale(loss);
       loss.backward();
     }

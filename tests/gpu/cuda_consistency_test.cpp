@@ -23,9 +23,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <ostream>
 #include <limits>
 #include <optional>
+#include <ostream>
 
 #include "data/device_batches.h"
 #include "data/imagenet_record.h"
@@ -71,15 +71,14 @@ std::optional<torch::Device> gpu() {
   return std::nullopt;
 }
 
-#define REQUIRE_GPU()                                                                                    \
-  const auto maybe_gpu = gpu();                                                                          \
+#define REQUIRE_GPU()                                                                                     \
+  const auto maybe_gpu = gpu();                                                                           \
   if (!maybe_gpu) GTEST_SKIP() << "no CUDA device (CONVNETS_GPU_DRY_RUN=1 runs this on the CPU instead)"; \
   const torch::Device device = *maybe_gpu
 
 // TF32 off for the fp32 comparisons; restored afterwards.
 struct NoTf32 {
-  NoTf32()
-      : cublas(at::globalContext().allowTF32CuBLAS()), cudnn(at::globalContext().allowTF32CuDNN()) {
+  NoTf32() : cublas(at::globalContext().allowTF32CuBLAS()), cudnn(at::globalContext().allowTF32CuDNN()) {
     at::globalContext().setAllowTF32CuBLAS(false);
     at::globalContext().setAllowTF32CuDNN(false);
   }
@@ -124,10 +123,9 @@ Pass run_pass(const std::string& arch, bool train, const NamedTensors& weights, 
     logits = model->forward(x);
   }
   // The product's loss (computed in fp32); the float64 reference keeps float64 throughout.
-  const torch::Tensor loss =
-      dtype == torch::kDouble
-          ? -(targets.to(device, dtype) * torch::log_softmax(logits, 1)).sum(1).mean()
-          : soft_cross_entropy(logits, targets.to(device, dtype));
+  const torch::Tensor loss = dtype == torch::kDouble
+                                 ? -(targets.to(device, dtype) * torch::log_softmax(logits, 1)).sum(1).mean()
+                                 : soft_cross_entropy(logits, targets.to(device, dtype));
   (loss * loss_scale).backward();
   Pass p;
   p.logits = logits.detach().to(torch::kCPU, torch::kDouble);
@@ -289,8 +287,8 @@ TEST(CpuVsCudaTrainStep, ThreeUpdatesMatchTheFloat64Reference) {
     cpu_err = std::max(cpu_err, testing::rel_error(cpu[i].second, ref[i].second));
     dev_err = std::max(dev_err, testing::rel_error(dev[i].second, ref[i].second));
   }
-  std::printf("resnet18, 3 SGD + EMA updates: worst tensor vs float64: cpu fp32 %.3e, %s fp32 %.3e\n", cpu_err,
-              device.str().c_str(), dev_err);
+  std::printf("resnet18, 3 SGD + EMA updates: worst tensor vs float64: cpu fp32 %.3e, %s fp32 %.3e\n",
+              cpu_err, device.str().c_str(), dev_err);
   EXPECT_LE(dev_err, 10 * cpu_err + kFp32Floor);
 }
 

@@ -2,8 +2,8 @@
 #include <ATen/Version.h>
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 
 TEST(Isa, TheNarrowedKernelSetIsInEffect) {
   const std::string capability = at::get_cpu_capability();

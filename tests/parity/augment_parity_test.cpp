@@ -64,6 +64,49 @@ TEST(AugmentOps, CutoutPastesAGreySquareAndPosterizeZeroBitsKeepsOne) {
   EXPECT_EQ(ramp.pixels[3 * 200], 128);
 }
 
+// Every op's level -> argument mapping at every level 0..10, against the spec's table (recipe-spec §2.5),
+// with both constant sets (AutoAugment 100 / 250, RandAugment 40 / 100); the signed ops take both signs.
+TEST(AugmentPolicies, EveryOpsLevelMappingFollowsTheSpec) {
+  using O = AugmentOp;
+  Rng rng(8);
+  for (const AugmentConstants k : {AugmentConstants{100, 250}, AugmentConstants{40, 100}}) {
+    for (int level = 0; level <= 10; ++level) {
+      const double l = level / 10.0;
+      const std::vector<std::pair<O, double>> unsigned_ops{{O::kColor, l * 1.8 + 0.1},
+                                                           {O::kContrast, l * 1.8 + 0.1},
+                                                           {O::kBrightness, l * 1.8 + 0.1},
+                                                           {O::kSharpness, l * 1.8 + 0.1},
+                                                           {O::kPosterize, std::floor(l * 4)},
+                                                           {O::kSolarize, std::floor(l * 256)},
+                                                           {O::kSolarizeAdd, std::floor(l * 110)},
+                                                           {O::kCutout, std::floor(l * k.cutout)},
+                                                           {O::kAutoContrast, 0},
+                                                           {O::kEqualize, 0},
+                                                           {O::kInvert, 0},
+                                                           {O::kIdentity, 0}};
+      for (const auto& [op, expected] : unsigned_ops)
+        EXPECT_NEAR(level_to_argument(op, level, k, rng), expected, 1e-12)
+            << op_name(op) << " level " << level;
+      const std::vector<std::pair<O, double>> signed_ops{{O::kRotate, l * 30},
+                                                         {O::kShearX, l * 0.3},
+                                                         {O::kShearY, l * 0.3},
+                                                         {O::kTranslateX, l * k.translate},
+                                                         {O::kTranslateY, l * k.translate}};
+      for (const auto& [op, magnitude] : signed_ops) {
+        bool positive = false, negative = false;
+        for (int draw = 0; draw < 64; ++draw) {
+          const double a = level_to_argument(op, level, k, rng);
+          EXPECT_NEAR(std::abs(a), magnitude, 1e-12) << op_name(op) << " level " << level;
+          positive |= a > 0;
+          negative |= a < 0;
+        }
+        if (level > 0)
+          EXPECT_TRUE(positive && negative) << op_name(op) << " level " << level << ": random sign";
+      }
+    }
+  }
+}
+
 TEST(AugmentPolicies, LevelMappingAndSelectionFrequencies) {
   Rng rng(4);
   EXPECT_DOUBLE_EQ(level_to_argument(AugmentOp::kColor, 10, {}, rng), 1.9);

@@ -1,12 +1,11 @@
-// prepare_data on an image folder made by PIL: labels from sorted class names, re-encoding, skips; PNG through
-// the loader from image folders and TFRecords.
+// prepare_data on an image folder made by PIL: labels from sorted class names, re-encoding, skips; PNG
+// through the loader from image folders and TFRecords.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <cstdlib>
-
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "data/image_folder_dataset.h"
@@ -16,8 +15,8 @@
 #include "data/prepare_data.h"
 #include "data/tfrecord.h"
 #include "data/tfrecord_dataset.h"
-#include "util/file_io.h"
 #include "test_support.h"
+#include "util/file_io.h"
 #include "util/safetensors.h"
 
 namespace convnets {
@@ -92,8 +91,8 @@ TEST(Loader, PngFromImageFoldersAndTfRecordsEqualsPil) {
   lo.batch_size = static_cast<int64_t>(names.size());
   lo.workers = 2;
   lo.train = false;
-  lo.eval_transform = {.size = 64, .interpolation = Interpolation::kBicubic,
-                       .crop = EvalCrop::kCenterFractionThenResize};
+  lo.eval_transform = {
+      .size = 64, .interpolation = Interpolation::kBicubic, .crop = EvalCrop::kCenterFractionThenResize};
   std::vector<std::shared_ptr<const ImageSource>> sources{
       std::make_shared<ImageFolderDataset>((dir.path() / "folder/val").string(), /*strict=*/true),
       std::make_shared<TFRecordDataset>(find_shards(dir.path().string(), "validation"),

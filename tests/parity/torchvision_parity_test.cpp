@@ -22,8 +22,8 @@ std::string weights_path(const std::string& arch) {
   return testing::fixtures_dir() + "/" + arch + (index % 2 == 0 ? ".pt" : ".safetensors");
 }
 
-// The BatchNorm convention the reference weights were made with: torchvision's for the architecture (eps 1e-5,
-// momentum 0.1; 1e-3 / 0.01 for efficientnet_b5..b7), timm's (1e-5 / 0.1). The recipe's differs for
+// The BatchNorm convention the reference weights were made with: torchvision's for the architecture (eps
+// 1e-5, momentum 0.1; 1e-3 / 0.01 for efficientnet_b5..b7), timm's (1e-5 / 0.1). The recipe's differs for
 // EfficientNet (1e-3 / 0.01); the app picks the weights' own, see resolve_batch_norm.
 ConvNetPtr torchvision_convention_model(const std::string& arch) {
   const BatchNormDefaults bn = find_model(arch).torchvision_bn;
@@ -53,7 +53,8 @@ void expect_eval_logits_match(const std::string& arch, const std::string& weight
   const double torch_fp32_error = testing::rel_error(io.at("eval_logits_fp32"), ref);
   const double bound = std::max(testing::fp32_forward_bound(*model), 4 * torch_fp32_error);
   const torch::Tensor logits32 = model->forward(io.at("input"));
-  EXPECT_LT(testing::rel_error(logits32, ref), bound) << "float32 (PyTorch's own: " << torch_fp32_error << ")";
+  EXPECT_LT(testing::rel_error(logits32, ref), bound)
+      << "float32 (PyTorch's own: " << torch_fp32_error << ")";
   model->to(torch::kDouble);
   const torch::Tensor logits64 = model->forward(io.at("input").to(torch::kDouble));
   EXPECT_LT(testing::rel_error(logits64, ref), kFloat64Identity) << "float64";
@@ -64,7 +65,8 @@ void expect_eval_logits_match(const std::string& arch, const std::string& weight
 
 class TorchvisionEval : public ::testing::TestWithParam<std::string> {};
 
-// A torchvision state dict of every architecture loads (strict) and gives torchvision's eval logits on photos.
+// A torchvision state dict of every architecture loads (strict) and gives torchvision's eval logits on
+// photos.
 TEST_P(TorchvisionEval, LogitsMatch) {
   const std::string arch = GetParam();
   expect_eval_logits_match(arch, weights_path(arch), testing::load_fixture(arch + "_io.safetensors"));
@@ -86,10 +88,10 @@ INSTANTIATE_TEST_SUITE_P(RecipeModels, TorchvisionEvalFullSize,
 
 class TorchvisionTrain : public ::testing::TestWithParam<std::string> {};
 
-// Train mode (batch statistics, dropout and per-sample stochastic depth under a shared seed) in float64: loss,
-// every parameter gradient and the updated BN running statistics are torchvision's up to summation order.
-// (Float32 gradients of a ResNet at initialisation move ~2% with the summation order alone, see docs/gpu.md,
-// so a float32 comparison could not tell an error from another CPU's kernels.)
+// Train mode (batch statistics, dropout and per-sample stochastic depth under a shared seed) in float64:
+// loss, every parameter gradient and the updated BN running statistics are torchvision's up to summation
+// order. (Float32 gradients of a ResNet at initialisation move ~2% with the summation order alone, see
+// docs/gpu.md, so a float32 comparison could not tell an error from another CPU's kernels.)
 TEST_P(TorchvisionTrain, LossGradientsAndRunningStatsMatch) {
   const std::string arch = GetParam();
   auto model = torchvision_convention_model(arch);
@@ -105,7 +107,8 @@ TEST_P(TorchvisionTrain, LossGradientsAndRunningStatsMatch) {
   EXPECT_LT(testing::rel_error(loss.reshape({1}), io.at("train_loss")), kFloat64Identity);
   int checked = 0;
   double total = 0;
-  for (const auto& p : model->named_parameters()) total += io.at("grad." + p.key()).square().sum().item<double>();
+  for (const auto& p : model->named_parameters())
+    total += io.at("grad." + p.key()).square().sum().item<double>();
   for (const auto& p : model->named_parameters()) {
     const torch::Tensor& expected = io.at("grad." + p.key());
     ++checked;

@@ -130,14 +130,15 @@ TEST(EvalTransforms, MatchPilAtFullResolution) {
 TEST(Png, EveryColourTypeDecodesAsPilAndTransformsExactly) {
   int variants = 0;
   for (const auto& [key, bytes] : fixtures()) {
-    if (key.rfind("png.", 0) != 0 || key.size() < 6 || key.compare(key.size() - 6, 6, ".bytes") != 0) continue;
+    if (key.rfind("png.", 0) != 0 || key.size() < 6 || key.compare(key.size() - 6, 6, ".bytes") != 0)
+      continue;
     const std::string name = key.substr(0, key.size() - 6);
     const std::string_view png = jpeg_of(key);
     const ImageU8 rgb = decode_image(png);
     EXPECT_EQ(max_diff(rgb, fixtures().at(name + ".rgb")), 0) << name;
-    const ImageU8 eff = eval_transform(png, {.size = 64,
-                                             .interpolation = Interpolation::kBicubic,
-                                             .crop = EvalCrop::kCenterFractionThenResize});
+    const ImageU8 eff = eval_transform(
+        png,
+        {.size = 64, .interpolation = Interpolation::kBicubic, .crop = EvalCrop::kCenterFractionThenResize});
     EXPECT_EQ(max_diff(eff, fixtures().at(name + ".effnet64")), 0) << name;
     ++variants;
   }
@@ -173,6 +174,40 @@ TEST(CropSampling, DistortedBoundingBoxMatchesTensorFlow) {
     expect_same_distribution(stats(ours, 500, 375),
                              stats(crops_of(fixtures().at("sampler.tf." + tag)), 500, 375), "tf " + tag);
   }
+}
+
+// The smallest crops decide the recipe's scale augmentation, and a distribution test over the whole range
+// barely sees them: check the area range directly. With a bounding box of 10% of the image (without one,
+// covering 10% of the whole image already bounds the area at 0.1), TensorFlow's sampler (area 0.05..1) puts
+// a few percent of its crops below 8% of the image (torchvision's floor); ours must too, in the same
+// proportion (binomial, 5 sigma), and none below 5% (less a pixel of rounding).
+TEST(CropSampling, DistortedBoundingBoxReachesTheSmallestAreas) {
+  const int64_t n = 4000;
+  const double image_area = 500.0 * 375.0;
+  auto small_share = [&](const std::vector<CropRect>& crops, double* smallest) {
+    int64_t below = 0;
+    *smallest = 1;
+    for (const auto& c : crops) {
+      const double area = c.width * c.height / image_area;
+      below += area < 0.08;
+      *smallest = std::min(*smallest, area);
+    }
+    return static_cast<double>(below) / static_cast<double>(crops.size());
+  };
+  Rng rng(13);
+  std::vector<CropRect> ours;
+  const std::vector<BoundingBox> box{{0.2f, 0.3f, 0.6f, 0.55f}};
+  for (int64_t i = 0; i < n; ++i) ours.push_back(sample_distorted_bounding_box(500, 375, box, {}, rng));
+  double ours_min = 0, tf_min = 0;
+  const double ours_share = small_share(ours, &ours_min);
+  const double tf_share = small_share(crops_of(fixtures().at("sampler.tf.box")), &tf_min);
+  ASSERT_GT(tf_share, 0.01);
+  const double sigma = std::sqrt(tf_share * (1 - tf_share) / static_cast<double>(n));
+  EXPECT_NEAR(ours_share, tf_share, 5 * sqrt(2.0) * sigma) << "crops below 8% of the image";
+  EXPECT_GE(ours_min, 0.05 - 2.0 * (500 + 375) / image_area);
+  EXPECT_LT(ours_min, 0.06);
+  std::printf("crops below 8%%: ours %.2f%%, TensorFlow %.2f%%; smallest %.4f vs %.4f\n", 100 * ours_share,
+              100 * tf_share, ours_min, tf_min);
 }
 
 TEST(CropSampling, ResizedCropMatchesTorchvision) {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "data/jpeg_codec.h"
 #include "test_support.h"
@@ -70,15 +71,94 @@ TEST(Trainer, ProgressiveStagesAmpAndEmaOnAnImageFolder) {
   std::vector<std::string> rows;
   for (std::string line; std::getline(csv, line);) rows.push_back(line);
   ASSERT_EQ(rows.size(), 5u);
-  EXPECT_EQ(
-      rows[0],
-      "epoch,updates,train_loss,learning_rate,train_images_per_second,epoch_seconds,eval_top1,eval_top5,"
-      "eval_loss,ema_top1,ema_top5");
+  EXPECT_EQ(rows[0],
+            "epoch,updates,train_loss,learning_rate,train_images_per_second,epoch_seconds,skipped_records,"
+            "eval_top1,"
+            "eval_top5,eval_loss,ema_top1,ema_top5");
   // The exported weights are the better of raw and EMA by the last eval.
   const NamedTensors exported = load_weights(out.final_weights);
   EXPECT_FALSE(exported.empty());
   EXPECT_TRUE(std::filesystem::exists(dir.file("run/best.pt")));
 }
 
+// Bad files are counted where a user reads them: summary.csv and the epoch's DLLogger line for training, the
+// eval result (records found vs images evaluated) for evaluation.
+TEST(Trainer, SkippedRecordsAreCountedInTheLogsAndTheEvalResult) {
+  testing::ScratchDir dir;
+  write_folder(dir.path() / "data", 12);
+  for (const std::string bad : {"train/class0/bad1.jpg", "train/class1/bad2.jpg", "val/class0/bad3.jpg"})
+    write_file_atomic((dir.path() / "data" / bad).string(), "this is not an image");
+  TrainConfig c = resolve_config("", {{"arch", "resnet18"},
+                                      {"num_classes", "2"},
+                                      {"data_dir", dir.file("data")},
+                                      {"model_dir", dir.file("run")},
+                                      {"image_size", "32"},
+                                      {"eval_image_size", "32"},
+                                      {"batch_size", "26"},
+                                      {"num_iter", "1"},
+                                      {"lr_warmup_epochs", "0"},
+                                      {"workers", "2"}});
+  ::testing::internal::CaptureStderr();
+  const TrainOutcome out = run_training(c, TrainMode::kTrainAndEval);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  for (const char* bad : {"bad1.jpg", "bad2.jpg", "bad3.jpg"}) {
+    const auto first = err.find(bad);
+    EXPECT_NE(first, std::string::npos) << bad;
+    EXPECT_EQ(err.find(bad, first + 1), std::string::npos) << bad << " reported twice:\n" << err;
+  }
+  ASSERT_TRUE(out.eval);
+  EXPECT_EQ(out.eval->images, 24);  // 25 files, one unreadable
+  EXPECT_EQ(out.eval->skipped_records, 1);
+  std::ifstream csv(dir.file("run/summary.csv"));
+  std::string header, row;
+  std::getline(csv, header);
+  std::getline(csv, row);
+  const auto column = [](const std::string& line, size_t k) {
+    std::istringstream in(line);
+    std::string cell;
+    for (size_t i = 0; i <= k; ++i) std::getline(in, cell, ',');
+    return cell;
+  };
+  EXPECT_EQ(column(header, 6), "skipped_records");
+  EXPECT_EQ(column(row, 6), "2");  // 26 files, both bad ones met in the one (whole-dataset) batch
+}
+
 }  // namespace
+}  // namespace convnets
+
+namespace convnets {
+
+// The EfficientNet recipes mix with lambda = max(lambda, 1 - lambda) (TF2), the ResNet-50 recipe with plain
+// Beta draws: checked on what the trainer builds from the recipe files (both use mixup 0.2 here).
+TEST(TrainerMixing, EfficientNetRecipesKeepTheLargerShareResNetDoesNot) {
+  const std::string recipes = testing::tests_source_dir() + "/../recipes/";
+  for (const auto& [file, symmetric] : {std::pair<std::string, bool>{"efficientnet_b4_amp_8gpu.yaml", true},
+                                        {"resnet50_250e_amp_8gpu.yaml", false}}) {
+    const TrainConfig c = resolve_config(recipes + file, {});
+    const StagePlan stage = stage_for_epoch(c, 380, 0, c.num_iter);
+    const MixOptions mix = mix_options(c, stage);
+    ASSERT_GT(mix.mixup_alpha, 0) << file;
+    EXPECT_EQ(mix.symmetric_max, symmetric) << file;
+    Rng rng(11);
+    double lowest = 1, highest = 0;
+    for (int b = 0; b < 50; ++b) {
+      const MixParams p = sample_mix_params(64, 32, 32, mix, rng);
+      for (size_t i = 0; i < p.lambda.size(); ++i) {
+        if (p.cut[i]) continue;
+        lowest = std::min(lowest, p.lambda[i]);
+        highest = std::max(highest, p.lambda[i]);
+      }
+    }
+    if (symmetric) {
+      EXPECT_GE(lowest, 0.5) << file;
+    } else {
+      EXPECT_LT(lowest, 0.1) << file;  // Beta(0.2, 0.2) puts most of its mass near 0 and 1
+    }
+    EXPECT_GT(highest, 0.9) << file;
+  }
+  // The architecture defaults agree with the recipe files.
+  EXPECT_TRUE(default_config("efficientnet_b0").mix_symmetric_max);
+  EXPECT_FALSE(default_config("resnet50").mix_symmetric_max);
+}
+
 }  // namespace convnets
