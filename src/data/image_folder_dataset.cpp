@@ -5,8 +5,6 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "data/jpeg_codec.h"
-#include "data/png_codec.h"
 #include "util/file_io.h"
 
 namespace convnets {

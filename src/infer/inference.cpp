@@ -9,7 +9,6 @@
 #include <iostream>
 
 #include "data/image_folder_dataset.h"
-#include "data/jpeg_codec.h"
 #include "data/transforms.h"
 #include "dist/dist_env.h"
 #include "dist/process_group.h"
