@@ -35,7 +35,6 @@ shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
 IMAGES = os.path.join(WORK, "images")
 failures = []
-torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
 def check(ok, what):

@@ -61,7 +61,6 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     counts = {}
     for index, arch in enumerate(ALL):
         model, crops, generator = discriminative(arch, index, 64, CALIBRATION_IMAGES, seed=index)
