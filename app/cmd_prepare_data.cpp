@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "data/image_limits.h"
 #include "data/prepare_data.h"
 
 namespace convnets::app {
@@ -14,6 +15,7 @@ void add_prepare_data_command(CLI::App& app) {
     std::string input = "/usr/share/datasets/fashion-mnist";
     std::string output;
     ShardWriterOptions shards;
+    int64_t max_image_pixels = kDefaultMaxImagePixels;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--format", args->format,
@@ -35,7 +37,12 @@ void add_prepare_data_command(CLI::App& app) {
                   "JPEG quality of re-encoded images")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
+  cmd->add_option("--max-image-pixels,--max_image_pixels", args->max_image_pixels,
+                  "Images whose header claims more pixels are refused before decoding (decompression bombs)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->capture_default_str();
   cmd->callback([args] {
+    set_max_image_pixels(args->max_image_pixels);
     args->shards.output_dir = args->output;
     if (args->format == "mnist")
       args->shards.class_names = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "commands.h"
+#include "data/image_limits.h"
 #include "infer/inference.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
@@ -27,14 +28,16 @@ TrainConfig resolve(const RunArgs& args, bool use_model_dir_config) {
     if (option->count() > 0) flags.emplace_back(key, args.values.at(key));
   }
   std::string recipe = args.recipe;
+  RecipeSource source = RecipeSource::kUser;
   if (recipe.empty() && use_model_dir_config) {
     for (const auto& [k, v] : flags) {
       if (k == "model_dir" && std::filesystem::exists(std::filesystem::path(v) / "config.yaml")) {
         recipe = (std::filesystem::path(v) / "config.yaml").string();
+        source = RecipeSource::kModelDirConfig;  // possibly someone else's: it cannot choose where we write
       }
     }
   }
-  return resolve_config(recipe, flags);
+  return resolve_config(recipe, flags, source);
 }
 
 CLI::App* add_run_command(CLI::App& app, const std::string& name, const std::string& help,
@@ -60,6 +63,7 @@ CLI::App* add_run_command(CLI::App& app, const std::string& name, const std::str
   }
   cmd->callback([args, run, use_model_dir_config] {
     const TrainConfig config = resolve(*args, use_model_dir_config);
+    set_max_image_pixels(config.max_image_pixels);
     const int rc = run(config);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "data/image_limits.h"
 // clang-format off
 #include <jpeglib.h>
 // clang-format on
@@ -33,6 +35,18 @@ void on_message(j_common_ptr cinfo, int level) {
 }
 
 // Scaled size as libjpeg computes it: ceil(size * s / 8).
+// Called by libjpeg while it reads: stops a progressive file with an absurd number of scans (each one makes
+// libjpeg revisit every coefficient of the image) before it burns minutes of CPU.
+void on_progress(j_common_ptr cinfo) {
+  if (!cinfo->is_decompressor) return;
+  const auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (d->input_scan_number > kMaxJpegScans) {
+    auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
+    std::snprintf(err->message, sizeof(err->message), "more than %d progressive scans", kMaxJpegScans);
+    std::longjmp(err->jump, 1);
+  }
+}
+
 int scaled(int size, int s) {
   return (size * s + 7) / 8;
 }
@@ -97,10 +111,23 @@ ImageU8 decode_jpeg(std::string_view jpeg, const DecodeOptions& options, int* sc
     throw JpegError(std::string("corrupt JPEG: ") + err.message);
   }
   jpeg_create_decompress(&cinfo);
+  // Bounded memory and time whatever the header claims: libjpeg's allocations are capped (its memory
+  // manager has no backing store, so going over is an error), the size is checked before any buffer exists,
+  // and the number of progressive scans is limited.
+  cinfo.mem->max_memory_to_use = static_cast<long>(max_jpeg_decoder_memory());
+  jpeg_progress_mgr progress{};
+  progress.progress_monitor = on_progress;
+  cinfo.progress = &progress;
   jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(jpeg.data()),
                static_cast<unsigned long>(jpeg.size()));
   jpeg_read_header(&cinfo, TRUE);
   const int full_w = static_cast<int>(cinfo.image_width), full_h = static_cast<int>(cinfo.image_height);
+  try {
+    check_image_size(full_w, full_h, "JPEG");
+  } catch (...) {
+    jpeg_destroy_decompress(&cinfo);
+    throw;
+  }
   CropRect crop = options.crop.width > 0 ? options.crop : CropRect{0, 0, full_w, full_h};
   if (crop.x < 0 || crop.y < 0 || crop.width <= 0 || crop.height <= 0 || crop.x + crop.width > full_w ||
       crop.y + crop.height > full_h) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "data/image_limits.h"
+
 namespace convnets {
 namespace {
 
@@ -19,7 +21,7 @@ struct ReadState {
   size_t position = 0;
   std::jmp_buf jump;
   char message[256] = {0};
-  std::vector<uint8_t> rows;  // the decoded image, channels x bytes per sample as libpng delivers them
+  std::unique_ptr<uint8_t[]> rows;  // the decoded image, channels x bytes per sample as libpng delivers them
   std::vector<png_bytep> row_pointers;
 };
 
@@ -67,10 +69,15 @@ ImageU8 decode_png(std::string_view bytes) {
   bool gray16_clip = false;
   if (setjmp(state->jump)) throw PngError(std::string("corrupt PNG: ") + state->message);
   png_set_read_fn(s.png, state.get(), on_read);
-  png_set_user_limits(s.png, 65535, 65535);
+  // Bounded memory whatever the file claims: the size is checked (in 64 bits) before any row buffer exists,
+  // and ancillary chunks (zTXt / iCCP can be deflate bombs of their own) are capped in size and number.
+  png_set_user_limits(s.png, 1000000, 1000000);
+  png_set_chunk_malloc_max(s.png, 16 << 20);
+  png_set_chunk_cache_max(s.png, 1000);
   png_read_info(s.png, s.info);
   width = static_cast<int>(png_get_image_width(s.png, s.info));
   height = static_cast<int>(png_get_image_height(s.png, s.info));
+  check_image_size(width, height, "PNG");  // a C++ throw from here is safe: no libpng frame is active
   const int color_type = png_get_color_type(s.png, s.info);
   const int depth = png_get_bit_depth(s.png, s.info);
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(s.png);
@@ -86,15 +93,16 @@ ImageU8 decode_png(std::string_view bytes) {
   const size_t row_bytes = png_get_rowbytes(s.png, s.info);
   if (row_bytes != static_cast<size_t>(width) * static_cast<size_t>(channels) * (gray16_clip ? 2 : 1))
     png_error(s.png, "unexpected row layout after the transforms");
-  state->rows.resize(row_bytes * static_cast<size_t>(height));
+  // Not zero-filled: pages are only touched as libpng writes decoded rows into them.
+  state->rows.reset(new uint8_t[row_bytes * static_cast<size_t>(height)]);
   state->row_pointers.resize(static_cast<size_t>(height));
-  for (int y = 0; y < height; ++y) state->row_pointers[y] = state->rows.data() + row_bytes * y;
+  for (int y = 0; y < height; ++y) state->row_pointers[y] = state->rows.get() + row_bytes * y;
   png_read_image(s.png, state->row_pointers.data());
   png_read_end(s.png, nullptr);
 
   ImageU8 out(height, width);
   const size_t n = static_cast<size_t>(width) * static_cast<size_t>(height);
-  const uint8_t* src = state->rows.data();
+  const uint8_t* src = state->rows.get();
   if (gray16_clip) {
     for (size_t p = 0; p < n; ++p) {
       const unsigned v = (static_cast<unsigned>(src[2 * p]) << 8) | src[2 * p + 1];

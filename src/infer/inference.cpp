@@ -34,11 +34,19 @@ void require_single_process(const char* mode) {
   }
 }
 
-// The log of a mode in model_dir (created when missing: eval --weights may name a fresh directory).
+// The log of a mode in model_dir (created when missing: eval --weights may name a fresh directory). Readers
+// need no write access: when model_dir (or its log) cannot be written, the log goes to stdout only.
 std::string dll_path(const TrainConfig& c) {
   if (c.model_dir.empty()) return {};
-  fs::create_directories(c.model_dir);
-  return (fs::path(c.model_dir) / c.log_filename).string();
+  const std::string path = (fs::path(c.model_dir) / c.log_filename).string();
+  try {
+    fs::create_directories(c.model_dir);
+    std::fclose(open_output_file(path, "a"));
+    return path;
+  } catch (const std::exception& e) {
+    std::cerr << "notice: not writing the log file: " << e.what() << "\n";
+    return {};
+  }
 }
 
 std::string describe(const BatchNormConvention& bn) {

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "data/tfrecord.h"
+#include "util/file_io.h"
 
 namespace convnets {
 namespace {
@@ -76,8 +77,7 @@ TensorBoardWriter::TensorBoardWriter(const std::string& directory) {
       (std::filesystem::path(directory) / ("events.out.tfevents." + std::to_string(static_cast<int64_t>(t)) +
                                            "." + host + "." + std::to_string(getpid())))
           .string();
-  file_ = std::fopen(path_.c_str(), "wb");
-  if (!file_) throw std::runtime_error("cannot create TensorBoard event file '" + path_ + "'");
+  file_ = open_output_file(path_, "w");
   write_event(tensorboard_version_event(t));
 }
 

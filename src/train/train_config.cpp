@@ -2,14 +2,17 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
 #include "models/registry.h"
+#include "util/file_io.h"
 
 namespace convnets {
 namespace {
@@ -99,6 +102,21 @@ Key text(const char* name, std::string TrainConfig::*member, const char* help) {
           [=](const TrainConfig& c) { return nlohmann::json(c.*member); }};
 }
 
+// An output file created inside model_dir: a plain name, so no configuration can point it elsewhere.
+Key file_name(const char* name, std::string TrainConfig::*member, const char* help) {
+  return {{name, "text", help},
+          [=](TrainConfig& c, const std::string& v) {
+            const std::string t = trim(v);
+            try {
+              check_plain_file_name(t, name);
+            } catch (const std::invalid_argument&) {
+              throw std::invalid_argument("a plain file name (created inside model_dir; no '/' or '..')");
+            }
+            c.*member = t;
+          },
+          [=](const TrainConfig& c) { return nlohmann::json(c.*member); }};
+}
+
 Key choice(const char* name, std::string TrainConfig::*member, std::vector<std::string> allowed,
            const char* help) {
   std::string list;
@@ -172,6 +190,8 @@ std::vector<Key> build_keys() {
       integer("randaug_layers", &C::randaug_layers, 1, 10, "RandAugment ops per image"),
       number("randaug_magnitude", &C::randaug_magnitude, 0, 30, "RandAugment magnitude"),
       integer("workers", &C::workers, 1, 256, "decode threads"),
+      integer("max_image_pixels", &C::max_image_pixels, 1, int64_t{1} << 40,
+              "images whose header claims more pixels are refused before decoding (decompression bombs)"),
       integer("prefetch", &C::prefetch, 1, 64, "batches ready ahead, per worker"),
       boolean("strict_data", &C::strict_data, "a bad record is an error instead of a counted skip"),
       integer("batch_size", &C::batch_size, 1, 1 << 20, "per-process micro-batch"),
@@ -239,7 +259,7 @@ std::vector<Key> build_keys() {
       integer("keep_checkpoints", &C::keep_checkpoints, 1, 1000000, "newest checkpoints kept"),
       integer("epochs_between_eval", &C::epochs_between_eval, 1, kBig, "train_and_eval: eval every N epochs"),
       text("weights", &C::weights, "eval / predict / inference_benchmark: checkpoint or weights file"),
-      text("log_filename", &C::log_filename, "DLLogger JSON-lines file inside model_dir"),
+      file_name("log_filename", &C::log_filename, "DLLogger JSON-lines file inside model_dir"),
       boolean("tensorboard", &C::tensorboard, "write TensorBoard event files to <model_dir>/tensorboard"),
       text("to_predict", &C::to_predict, "predict: an image file or a directory of images"),
       integer("topk", &C::topk, 1, 1000, "predict: classes shown per image"),
@@ -311,18 +331,29 @@ void set_config_value(TrainConfig& config, const std::string& key, const std::st
 
 std::vector<std::pair<std::string, std::string>> read_recipe_file(const std::string& path) {
   YAML::Node root;
+  std::string text;
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw std::invalid_argument("recipe '" + path + "': cannot open the file");
+    text = read_file(path);  // a regular file only: a FIFO or a directory is refused, not waited on
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument("recipe '" + path + "': " + e.what());
+  }
+  try {
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw std::invalid_argument("recipe '" + path + "': " + e.what());
   }
   std::vector<std::pair<std::string, std::string>> out;
   if (root.IsNull()) return out;
   if (!root.IsMap()) throw std::invalid_argument("recipe '" + path + "': expected a map of key: value");
+  std::map<std::string, int> first_line;
   for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) throw std::invalid_argument("recipe '" + path + "': a key that is not text");
+    const std::string key = kv.first.Scalar();
+    const int line = kv.first.Mark().line + 1;
+    if (auto [it, fresh] = first_line.emplace(key, line); !fresh) {
+      throw std::invalid_argument("recipe '" + path + "': key '" + key + "' is given twice (lines " +
+                                  std::to_string(it->second) + " and " + std::to_string(line) + ")");
+    }
     const YAML::Node& v = kv.second;
     std::string value;
     if (v.IsSequence()) {
@@ -343,10 +374,22 @@ std::vector<std::pair<std::string, std::string>> read_recipe_file(const std::str
   return out;
 }
 
+const std::vector<std::string>& output_path_keys() {
+  static const std::vector<std::string> keys = {"model_dir", "predict_output", "data_idx_dir"};
+  return keys;
+}
+
 TrainConfig resolve_config(const std::string& recipe_path,
-                           const std::vector<std::pair<std::string, std::string>>& flags) {
+                           const std::vector<std::pair<std::string, std::string>>& flags,
+                           RecipeSource source) {
   std::vector<std::pair<std::string, std::string>> recipe;
   if (!recipe_path.empty()) recipe = read_recipe_file(recipe_path);
+  if (source == RecipeSource::kModelDirConfig) {
+    std::erase_if(recipe, [](const auto& kv) {
+      const auto& keys = output_path_keys();
+      return std::find(keys.begin(), keys.end(), kv.first) != keys.end();
+    });
+  }
   TrainConfig arch_probe;
   std::string arch = "resnet50";
   for (const auto& [k, v] : recipe) {

@@ -39,6 +39,7 @@ struct TrainConfig {
   int64_t workers = 4;
   int64_t prefetch = 2;
   bool strict_data = false;
+  int64_t max_image_pixels = 178956970;  // decompression-bomb limit of every image decode (PIL's)
 
   // Iterations.
   int64_t batch_size = 256;     // per process, per micro-batch
@@ -130,12 +131,18 @@ TrainConfig default_config(const std::string& arch);
 void set_config_value(TrainConfig& config, const std::string& key, const std::string& value,
                       const std::string& where);
 // The recipe file's key/value pairs in file order (sequences joined by commas); throws naming the file on
-// a YAML error or a value that is a map.
+// a YAML error, a value that is a map, a key given twice (naming both lines), or a path that is not a
+// regular file.
 std::vector<std::pair<std::string, std::string>> read_recipe_file(const std::string& path);
+// Where a recipe comes from. A model_dir's config.yaml may have been written by someone else (a run that
+// was downloaded): keys naming files a run writes outside model_dir (output_path_keys) are not taken from it.
+enum class RecipeSource { kUser, kModelDirConfig };
+const std::vector<std::string>& output_path_keys();
 // defaults(arch) < recipe < flags; `arch` comes from the flags, else the recipe, else resnet50. Validates
 // the result (check_config).
 TrainConfig resolve_config(const std::string& recipe_path,
-                           const std::vector<std::pair<std::string, std::string>>& flags);
+                           const std::vector<std::pair<std::string, std::string>>& flags,
+                           RecipeSource source = RecipeSource::kUser);
 void check_config(const TrainConfig& config);
 
 nlohmann::json config_to_json(const TrainConfig& config);

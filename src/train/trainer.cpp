@@ -126,14 +126,16 @@ class RunLogs {
   void csv_row(const std::vector<std::pair<std::string, std::string>>& cells) {
     if (csv_path_.empty()) return;
     const bool fresh = !fs::exists(csv_path_);
-    std::ofstream out(csv_path_, std::ios::app);
-    if (!out) throw std::runtime_error("cannot append to '" + csv_path_ + "'");
+    std::string text;
     if (fresh) {
-      for (size_t i = 0; i < cells.size(); ++i) out << (i ? "," : "") << cells[i].first;
-      out << "\n";
+      for (size_t i = 0; i < cells.size(); ++i) text += (i ? "," : "") + cells[i].first;
+      text += "\n";
     }
-    for (size_t i = 0; i < cells.size(); ++i) out << (i ? "," : "") << cells[i].second;
-    out << "\n";
+    for (size_t i = 0; i < cells.size(); ++i) text += (i ? "," : "") + cells[i].second;
+    text += "\n";
+    std::FILE* out = open_output_file(csv_path_, "a");  // no symbolic link followed
+    const bool ok = std::fwrite(text.data(), 1, text.size(), out) == text.size();
+    if (std::fclose(out) != 0 || !ok) throw std::runtime_error("cannot append to '" + csv_path_ + "'");
   }
   void flush() {
     dll_->flush();

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "util/file_io.h"
+
 namespace convnets {
 namespace {
 
@@ -61,8 +63,7 @@ std::string dllogger_line(double unix_time, double elapsed, const std::string& t
 DlLogger::DlLogger(const std::string& json_path, bool echo_to_stdout)
     : echo_(echo_to_stdout), start_(std::chrono::steady_clock::now()) {
   if (!json_path.empty()) {
-    file_ = std::fopen(json_path.c_str(), "a");
-    if (!file_) throw std::runtime_error("cannot open log file '" + json_path + "' for appending");
+    file_ = open_output_file(json_path, "a");  // no symbolic link followed; throws naming the path
   }
 }
 

@@ -1,25 +1,89 @@
 #include "util/file_io.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 namespace convnets {
 
+namespace {
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  return "not a regular file";
+}
+
+}  // namespace
+
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
-  const std::streamsize size = in.tellg();
-  if (size < 0) throw std::runtime_error("cannot read '" + path + "' (not a regular file?)");
-  std::string data(static_cast<size_t>(size), '\0');
-  in.seekg(0);
-  if (!in.read(data.data(), size)) throw std::runtime_error("short read from '" + path + "'");
+  // O_NONBLOCK: opening a FIFO with no writer would otherwise block forever before fstat could refuse it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
+  struct stat st {};
+  const bool stat_ok = ::fstat(fd, &st) == 0;
+  if (!stat_ok || !S_ISREG(st.st_mode)) {
+    const std::string kind = stat_ok ? file_kind(st.st_mode) : std::strerror(errno);
+    ::close(fd);
+    throw std::runtime_error("cannot read '" + path + "': " + kind + ", expected a regular file");
+  }
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::read(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string err = n < 0 ? std::strerror(errno) : "the file shrank while it was read";
+      ::close(fd);
+      throw std::runtime_error("short read from '" + path + "': " + err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
   return data;
+}
+
+std::FILE* open_output_file(const std::string& path, const char* mode) {
+  const bool append = std::string(mode) == "a";
+  const int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | (append ? O_APPEND : 0);
+  const int fd = ::open(path.c_str(), flags, 0644);
+  if (fd < 0) {
+    const std::string why = errno == ELOOP ? "it is a symbolic link" : std::strerror(errno);
+    throw std::runtime_error("cannot open '" + path + "' for writing: " + why);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw std::runtime_error("cannot open '" + path + "' for writing: " + file_kind(st.st_mode) +
+                             ", expected a regular file");
+  }
+  if (!append && ::ftruncate(fd, 0) != 0) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    throw std::runtime_error("cannot truncate '" + path + "': " + err);
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  std::FILE* f = ::fdopen(fd, append ? "a" : "w");
+  if (!f) {
+    ::close(fd);
+    throw std::runtime_error("cannot open '" + path + "' for writing");
+  }
+  return f;
+}
+
+void check_plain_file_name(const std::string& name, const std::string& what) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    throw std::invalid_argument(
+        what + ": '" + name + "' must be a plain file name (it is created inside model_dir; no '/' or '..')");
+  }
 }
 
 void write_file_atomic(const std::string& path, std::string_view data) {

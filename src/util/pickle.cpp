@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -15,6 +16,21 @@ ValuePtr Value::get(const std::string& key) const {
     if (items[k]->is_string() && items[k]->s == key) return items[k + 1];
   }
   return nullptr;
+}
+
+Value::~Value() {
+  // Children whose only owner is this value are moved onto a work list instead of being destroyed
+  // recursively; their own children follow, so the C++ stack stays flat at any depth.
+  std::vector<ValuePtr> pending;
+  pending.swap(items);
+  while (!pending.empty()) {
+    ValuePtr v = std::move(pending.back());
+    pending.pop_back();
+    if (v && v.use_count() == 1) {
+      for (auto& child : v->items) pending.push_back(std::move(child));
+      v->items.clear();
+    }
+  }
 }
 
 namespace {
@@ -143,58 +159,46 @@ class Machine {
           push(v);
           break;
         }
-        case 't': {
-          auto v = make(Value::Kind::kTuple);
-          v->items = pop_to_mark(at);
-          push(v);
+        case 't':
+          push(nest(Value::Kind::kTuple, pop_to_mark(at), at));
           break;
-        }
         case 0x85:
         case 0x86:
         case 0x87: {
           const size_t n = op - 0x84;
-          auto v = make(Value::Kind::kTuple);
-          v->items.resize(n);
-          for (size_t k = n; k-- > 0;) v->items[k] = pop(at);
-          push(v);
+          std::vector<ValuePtr> items(n);
+          for (size_t k = n; k-- > 0;) items[k] = pop(at);
+          push(nest(Value::Kind::kTuple, std::move(items), at));
           break;
         }
-        case 'l': {
-          auto v = make(Value::Kind::kList);
-          v->items = pop_to_mark(at);
-          push(v);
+        case 'l':
+          push(nest(Value::Kind::kList, pop_to_mark(at), at));
           break;
-        }
         case 'd': {
-          auto v = make(Value::Kind::kDict);
-          v->items = pop_to_mark(at);
-          if (v->items.size() % 2) fail(at, "DICT with an odd number of items");
-          push(v);
+          auto items = pop_to_mark(at);
+          if (items.size() % 2) fail(at, "DICT with an odd number of items");
+          push(nest(Value::Kind::kDict, std::move(items), at));
           break;
         }
         case 'a': {
           auto item = pop(at);
-          container(at, Value::Kind::kList)->items.push_back(item);
+          add_items(container(at, Value::Kind::kList), {std::move(item)}, at);
           break;
         }
         case 'e': {
           auto items = pop_to_mark(at);
-          auto list = container(at, Value::Kind::kList);
-          list->items.insert(list->items.end(), items.begin(), items.end());
+          add_items(container(at, Value::Kind::kList), std::move(items), at);
           break;
         }
         case 's': {
           auto value = pop(at), key = pop(at);
-          auto dict = container(at, Value::Kind::kDict);
-          dict->items.push_back(key);
-          dict->items.push_back(value);
+          add_items(container(at, Value::Kind::kDict), {std::move(key), std::move(value)}, at);
           break;
         }
         case 'u': {
           auto items = pop_to_mark(at);
           if (items.size() % 2) fail(at, "SETITEMS with an odd number of items");
-          auto dict = container(at, Value::Kind::kDict);
-          dict->items.insert(dict->items.end(), items.begin(), items.end());
+          add_items(container(at, Value::Kind::kDict), std::move(items), at);
           break;
         }
         case 'q':
@@ -332,6 +336,23 @@ class Machine {
     if (c->kind != kind) fail(at, "append/setitem on a value of the wrong type");
     return c;
   }
+  // Puts `items` into `c`, keeping its depth exact: a container that is already nested somewhere may not
+  // change (its parents' depths would go stale, and it is how a cycle is built), nor contain itself.
+  void add_items(const ValuePtr& c, std::vector<ValuePtr> items, size_t at) {
+    if (c->contained) fail(at, "a container is changed after it was nested in another");
+    for (auto& item : items) {
+      if (item == c) fail(at, "a container is put inside itself");
+      if (item->depth + 1 > kMaxDepth) fail(at, "nesting deeper than " + std::to_string(kMaxDepth));
+      c->depth = std::max(c->depth, item->depth + 1);
+      item->contained = true;
+      c->items.push_back(std::move(item));
+    }
+  }
+  ValuePtr nest(Value::Kind kind, std::vector<ValuePtr> items, size_t at) {
+    auto v = make(kind);
+    add_items(v, std::move(items), at);
+    return v;
+  }
   ValuePtr memo_get(uint64_t key, size_t at) {
     auto it = memo_.find(key);
     if (it == memo_.end()) fail(at, "unknown memo key " + std::to_string(key));
@@ -412,9 +433,8 @@ class Machine {
       return d;
     }
     // Anything else stays an inert object: its class name and arguments are kept, nothing is run.
-    auto obj = make(Value::Kind::kObject);
+    auto obj = nest(Value::Kind::kObject, a, at);
     obj->s = name;
-    obj->items = a;
     return obj;
   }
 

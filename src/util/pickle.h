@@ -36,18 +36,32 @@ struct Value {
   std::string s;                // string, bytes, or "module.name" of a global / object's class
   std::vector<ValuePtr> items;  // tuple, list, dict (key, value, key, value, ...), object's args
   torch::Tensor tensor;
+  int depth = 1;           // nesting depth of this value (a scalar is 1), bounded by kMaxDepth
+  bool contained = false;  // placed inside a container: from then on it may not change
+
+  Value() = default;
+  Value(const Value&) = delete;
+  Value& operator=(const Value&) = delete;
+  // Releases nested values iteratively, so no input can make destruction recurse deeply.
+  ~Value();
 
   bool is_string() const { return kind == Kind::kString; }
   // Dict lookup by string key; nullptr when absent or not a dict.
   ValuePtr get(const std::string& key) const;
 };
 
+// The deepest nesting a pickle may build. torch.save's files nest a few levels; a limit keeps a crafted file
+// (200,000 nested tuples, say) from exhausting the stack of whatever walks the result.
+constexpr int kMaxDepth = 256;
+
 // Resolves a persistent id ('storage', <dtype global>, key, location, numel) to a flat storage tensor.
 using StorageLoader =
     std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype, int64_t numel)>;
 
 // Parses a pickle (protocols 2-5, the opcodes PyTorch's torch.save emits and a few more). Throws
-// std::runtime_error prefixed by `context` on any malformed or unsupported input.
+// std::runtime_error prefixed by `context` on any malformed or unsupported input, on nesting deeper than
+// kMaxDepth, and on a container changed after it was nested in another (which is how cycles are made;
+// torch.save never writes one), so the result is always a finite tree or DAG.
 ValuePtr load(std::string_view data, const StorageLoader& storages, const std::string& context);
 
 // "torch.FloatStorage" -> Float, etc.; throws for unknown storage types.

@@ -103,6 +103,7 @@ ZipReader::ZipReader(std::string_view bytes, std::string context)
     if (get_le(bytes_, local, 4) != kLocalHeader) fail("bad local header signature for '" + name + "'");
     const uint64_t data = local + 30 + get_le(bytes_, local + 26, 2) + get_le(bytes_, local + 28, 2);
     need(data, size, ("data of '" + name + "'").c_str());
+    index_.emplace(name, entries_.size());  // a repeated name keeps its first entry
     names_.push_back(std::move(name));
     entries_.push_back({data, size, crc});
     pos += 46 + name_len + extra_len + comment_len;
@@ -110,13 +111,13 @@ ZipReader::ZipReader(std::string_view bytes, std::string context)
 }
 
 bool ZipReader::contains(const std::string& name) const {
-  return std::find(names_.begin(), names_.end(), name) != names_.end();
+  return index_.count(name) != 0;
 }
 
 std::string_view ZipReader::read(const std::string& name) const {
-  const auto it = std::find(names_.begin(), names_.end(), name);
-  if (it == names_.end()) fail("missing entry '" + name + "'");
-  const Entry& entry = entries_[static_cast<size_t>(it - names_.begin())];
+  const auto it = index_.find(name);
+  if (it == index_.end()) fail("missing entry '" + name + "'");
+  const Entry& entry = entries_[it->second];
   std::string_view data = bytes_.substr(entry.data_offset, entry.size);
   if (crc32_ieee(data.data(), data.size()) != entry.crc) fail("CRC-32 mismatch in entry '" + name + "'");
   return data;

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace convnets {
@@ -26,6 +27,7 @@ class ZipReader {
   std::string context_;
   std::vector<std::string> names_;
   std::vector<Entry> entries_;
+  std::unordered_map<std::string, size_t> index_;  // name -> entry, built once (files hold 100k+ tensors)
 };
 
 // Builds a zip of stored entries whose data start 64-byte aligned (as PyTorch writes them, so readers may

@@ -32,7 +32,8 @@ def float_feature(v):
 
 def write_fuzz_seeds(root, shard_dir, expected):
     """Valid inputs for the libFuzzer targets to mutate from."""
-    seeds = {name: os.path.join(root, "fuzz_seeds", name) for name in ("tfrecord", "example", "jpeg")}
+    seeds = {name: os.path.join(root, "fuzz_seeds", name)
+             for name in ("tfrecord", "example", "jpeg", "png", "pickle")}
     for d in seeds.values():
         os.makedirs(d, exist_ok=True)
     with open(os.path.join(shard_dir, "train-00000-of-00003"), "rb") as f:
@@ -46,6 +47,33 @@ def write_fuzz_seeds(root, shard_dir, expected):
         if key.startswith("encoded."):
             with open(os.path.join(seeds["jpeg"], key), "wb") as f:
                 f.write(b"\x03\x05" + value.tobytes())
+    # PNG: every colour type, 16-bit, palette with transparency, interlaced.
+    rng = np.random.default_rng(1)
+    rgb = Image.fromarray(rng.integers(0, 256, (9, 13, 3), dtype=np.uint8))
+    variants = {"rgb": rgb, "gray": rgb.convert("L"), "rgba": rgb.convert("RGBA"), "palette": rgb.convert("P"),
+                "gray16": Image.fromarray((np.asarray(rgb.convert("L"), np.uint16) * 257)),
+                "bilevel": rgb.convert("1")}
+    for name, image in variants.items():
+        for interlace in (False, True):
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", optimize=False, **({"interlace": 1} if interlace else {}))
+            with open(os.path.join(seeds["png"], f"{name}{'_interlaced' if interlace else ''}.png"), "wb") as f:
+                f.write(buffer.getvalue())
+    # Pickles: torch.save's data.pkl of a state dict and of a checkpoint-like dict of dicts, and a nest of
+    # tuples just over the depth limit.
+    import torch
+    import zipfile
+    for name, obj in {"state_dict": {"w": torch.zeros(2, 3), "n": torch.tensor(4)},
+                      "checkpoint": {"model": {"w": torch.ones(2)}, "rng": {"cpu": torch.zeros(3, dtype=torch.uint8)}}
+                      }.items():
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as z:
+            pkl = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+            with open(os.path.join(seeds["pickle"], name), "wb") as f:
+                f.write(z.read(pkl))
+    with open(os.path.join(seeds["pickle"], "deep"), "wb") as f:
+        f.write(b"\x80\x02N" + b"\x85" * 300 + b".")
 
 
 def main():

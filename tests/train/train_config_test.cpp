@@ -1,6 +1,7 @@
 #include "train/train_config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -67,6 +68,41 @@ TEST(TrainConfig, FlagsOverrideTheRecipeWhichOverridesTheDefaults) {
   const TrainConfig r = resolve_config(recipe, {{"arch", "resnet18"}});
   EXPECT_EQ(r.optimizer, "momentum");
   EXPECT_EQ(r.batch_size, 64);
+}
+
+// log_filename used to accept "../../home/user/.bashrc" (from a recipe, or from the config.yaml of a
+// downloaded run that eval reads back); keys a run writes outside model_dir are not taken from config.yaml.
+TEST(TrainConfig, OutputPathsStayInsideModelDir) {
+  testing::ScratchDir dir;
+  const std::string escape = write(dir, "escape.yaml", "log_filename: ../../home/user/.bashrc\n");
+  const std::string msg = error_of([&] { resolve_config(escape, {}); });
+  EXPECT_NE(msg.find("log_filename"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("plain file name"), std::string::npos) << msg;
+  EXPECT_NE(error_of([&] { resolve_config("", {{"log_filename", "/tmp/log.json"}}); }), "");
+  const std::string downloaded = write(dir, "config.yaml",
+                                       "arch: resnet18\npredict_output: /tmp/owned.json\n"
+                                       "data_idx_dir: /tmp/owned_idx\nmodel_dir: /tmp/elsewhere\n");
+  const TrainConfig c =
+      resolve_config(downloaded, {{"model_dir", dir.path().string()}}, RecipeSource::kModelDirConfig);
+  EXPECT_EQ(c.arch, "resnet18");  // the rest of the file is used
+  EXPECT_EQ(c.predict_output, "");
+  EXPECT_EQ(c.data_idx_dir, "");
+  EXPECT_EQ(c.model_dir, dir.path().string());
+  // A recipe the user names is trusted as before.
+  EXPECT_EQ(resolve_config(downloaded, {}).predict_output, "/tmp/owned.json");
+}
+
+// Duplicate keys used to be accepted silently (the last won); recipes that are not regular files hung.
+TEST(TrainConfig, DuplicateKeysAndNonRegularRecipesAreErrors) {
+  testing::ScratchDir dir;
+  const std::string twice = write(dir, "twice.yaml", "lr_init: 0.1\nbatch_size: 8\nlr_init: 0.2\n");
+  const std::string msg = error_of([&] { resolve_config(twice, {}); });
+  EXPECT_NE(msg.find("key 'lr_init' is given twice (lines 1 and 3)"), std::string::npos) << msg;
+  const std::string fifo = dir.file("recipe.yaml");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_NE(error_of([&] { resolve_config(fifo, {}); }).find("a FIFO"), std::string::npos);
+  EXPECT_NE(error_of([&] { resolve_config(dir.path().string(), {}); }).find("a directory"),
+            std::string::npos);
 }
 
 TEST(TrainConfig, BadKeysAndValuesAreNamed) {

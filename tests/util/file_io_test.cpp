@@ -1,6 +1,10 @@
 #include "util/file_io.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
 
 #include "test_support.h"
 
@@ -25,6 +29,51 @@ TEST(FileIo, MissingFileErrorNamesThePath) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/model.pt"), std::string::npos);
   }
   EXPECT_THROW(write_file_atomic("/nonexistent/dir/model.pt", "x"), std::runtime_error);
+}
+
+// Only regular files are read: a FIFO with no writer used to hang the process (--finetune_from FIFO), and a
+// directory gave std::bad_alloc. Both are now refused at once, naming the path and what it is.
+TEST(FileIo, OnlyRegularFilesAreRead) {
+  testing::ScratchDir dir;
+  const std::string fifo = dir.file("weights.pt");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto error_of = [](const std::string& path) {
+    try {
+      read_file(path);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_of(fifo).find("a FIFO, expected a regular file"), std::string::npos) << error_of(fifo);
+  EXPECT_NE(error_of(fifo).find(fifo), std::string::npos);
+  EXPECT_NE(error_of(dir.path().string()).find("a directory"), std::string::npos)
+      << error_of(dir.path().string());
+  EXPECT_NE(error_of("/dev/null").find("a device"), std::string::npos) << error_of("/dev/null");
+}
+
+// Output files inside model_dir are opened without following a link planted there (log.json ->
+// ~/.bashrc), and configuration keys naming them must be plain names.
+TEST(FileIo, OutputFilesDoNotFollowLinksAndNamesArePlain) {
+  testing::ScratchDir dir;
+  const std::string victim = dir.file("victim"), link = dir.file("log.json");
+  write_file_atomic(victim, "precious\n");
+  std::filesystem::create_symlink(victim, link);
+  try {
+    open_output_file(link, "a");
+    ADD_FAILURE() << "a symbolic link was followed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("symbolic link"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file(victim), "precious\n");
+  std::FILE* f = open_output_file(dir.file("summary.csv"), "a");
+  std::fputs("a,b\n", f);
+  std::fclose(f);
+  EXPECT_EQ(read_file(dir.file("summary.csv")), "a,b\n");
+  for (const std::string bad : {"", ".", "..", "../../home/user/.bashrc", "logs/log.json", "/tmp/x"})
+    EXPECT_THROW(check_plain_file_name(bad, "log_filename"), std::invalid_argument) << bad;
+  EXPECT_NO_THROW(check_plain_file_name("log.json", "log_filename"));
+  EXPECT_NO_THROW(check_plain_file_name("..log", "log_filename"));
 }
 
 }  // namespace convnets
