@@ -37,6 +37,8 @@ void add_prepare_data_command(CLI::App& app) {
                   "JPEG quality of re-encoded images")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
+  cmd->add_flag("--overwrite", args->shards.overwrite,
+                "Remove train-* / validation-* shards of another set already in --output (else an error)");
   cmd->add_option("--max-image-pixels,--max_image_pixels", args->max_image_pixels,
                   "Images whose header claims more pixels are refused before decoding (decompression bombs)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <stdexcept>
 
 #include "data/idx_file.h"
@@ -164,6 +165,36 @@ void write_class_names(const std::string& dir, const std::vector<std::string>& n
 
 }  // namespace
 
+namespace {
+
+// Shards of an earlier run with another shard count would be read together with the new ones.
+void check_output_dir(const ShardWriterOptions& options) {
+  if (!fs::is_directory(options.output_dir)) return;
+  std::set<std::string> ours;
+  for (int i = 0; i < options.train_shards; ++i) ours.insert(shard_name("train", i, options.train_shards));
+  for (int i = 0; i < options.validation_shards; ++i)
+    ours.insert(shard_name("validation", i, options.validation_shards));
+  std::vector<fs::path> foreign;
+  for (const auto& e : fs::directory_iterator(options.output_dir)) {
+    const std::string name = e.path().filename().string();
+    if ((name.rfind("train-", 0) == 0 || name.rfind("validation-", 0) == 0) && !ours.count(name))
+      foreign.push_back(e.path());
+  }
+  if (foreign.empty()) return;
+  if (!options.overwrite) {
+    throw std::runtime_error(
+        "output '" + options.output_dir + "' already holds " + std::to_string(foreign.size()) +
+        " shard(s) of another set (e.g. " + foreign.front().filename().string() +
+        "); training would read both. Use another --output, or --overwrite to remove them");
+  }
+  for (const auto& f : foreign) {
+    fs::remove_all(f);
+    fs::remove(fs::path(options.output_dir) / "idx" / f.filename());  // its index, same name
+  }
+}
+
+}  // namespace
+
 PrepareReport prepare_image_folder(const std::string& root, const ShardWriterOptions& options) {
   const fs::path train_dir = fs::path(root) / "train";
   if (!fs::is_directory(train_dir)) {
@@ -172,6 +203,7 @@ PrepareReport prepare_image_folder(const std::string& root, const ShardWriterOpt
   }
   const std::vector<std::string> classes = class_directories(train_dir.string());
   if (classes.empty()) throw std::runtime_error("'" + train_dir.string() + "' has no class directories");
+  check_output_dir(options);
   fs::create_directories(options.output_dir);
   PrepareReport report;
   report.classes = classes;
@@ -233,6 +265,7 @@ const std::vector<std::string>& fashion_mnist_classes() {
 
 PrepareReport prepare_idx_dataset(const std::string& idx_dir, const ShardWriterOptions& options) {
   if (!fs::is_directory(idx_dir)) throw std::runtime_error("IDX directory '" + idx_dir + "' does not exist");
+  check_output_dir(options);
   fs::create_directories(options.output_dir);
   PrepareReport report;
   report.classes = options.class_names.empty() ? fashion_mnist_classes() : options.class_names;

@@ -13,6 +13,9 @@ struct ShardWriterOptions {
   int jpeg_quality = 95;
   // IDX datasets: the names of labels 0..9 (empty: Fashion-MNIST's). Written to <out>/classes.txt.
   std::vector<std::string> class_names{};
+  // An output directory that already holds train-* / validation-* files other than those this run writes
+  // (another shard count) is refused, unless `overwrite` (then they are removed first).
+  bool overwrite = false;
 };
 
 struct PrepareReport {

@@ -1,7 +1,9 @@
 #include "data/tfrecord_dataset.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <set>
 #include <stdexcept>
 
 #include "data/record_index.h"
@@ -14,10 +16,28 @@ std::vector<std::string> find_shards(const std::string& data_dir, const std::str
   if (!fs::is_directory(data_dir))
     throw std::runtime_error("data directory '" + data_dir + "' does not exist");
   std::vector<std::string> shards, others;
+  std::set<std::string> shard_sets;  // the "-of-NNNNN" suffixes seen
   for (const auto& entry : fs::directory_iterator(data_dir)) {
-    if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
-    (name.rfind(split + "-", 0) == 0 ? shards : others).push_back(entry.path().string());
+    const bool is_shard = name.rfind(split + "-", 0) == 0;
+    if (!entry.is_regular_file()) {
+      // A FIFO or a directory named like a shard would be read as nothing, silently: refuse it.
+      if (is_shard)
+        throw std::runtime_error("'" + entry.path().string() + "' is named like a " + split +
+                                 " shard but is not a regular file");
+      continue;
+    }
+    (is_shard ? shards : others).push_back(entry.path().string());
+    if (const size_t of = name.rfind("-of-"); is_shard && of != std::string::npos)
+      shard_sets.insert(name.substr(of));
+  }
+  if (shard_sets.size() > 1) {
+    std::string sets;
+    for (const auto& s : shard_sets) sets += (sets.empty() ? "" : ", ") + s;
+    std::fprintf(stderr,
+                 "warning: '%s' holds %s shards of %zu different sets (%s): a prepare_data run over an older "
+                 "output? Every file is read; delete the stale set if it is one\n",
+                 data_dir.c_str(), split.c_str(), shard_sets.size(), sets.c_str());
   }
   if (shards.empty()) {
     throw std::runtime_error("no '" + split + "-*' TFRecord shards in '" + data_dir + "' (" +

@@ -117,6 +117,8 @@ LoadedWeights load_for_inference(const TrainConfig& config, const RunDevice& dev
       throw std::runtime_error(path + ": " + e.what());
     }
   }
+  if (const std::string bad = non_finite_summary(state_dict(*w.model)); !bad.empty())
+    std::cerr << "warning: weights '" << path << "': " << bad << "; its predictions are meaningless\n";
   w.batch_norm = resolve_batch_norm(config, origin, metadata);
   apply_batch_norm(*w.model, w.batch_norm);
   if (w.ema_model) apply_batch_norm(*w.ema_model, w.batch_norm);
@@ -210,25 +212,35 @@ std::vector<Prediction> run_predict(const TrainConfig& config) {
   std::cout << "predicting " << files.size() << " image(s) with " << w.source
             << (w.ema_model ? " (EMA weights)" : "") << "; " << describe(w.batch_norm) << "\n";
   std::vector<Prediction> out;
+  std::vector<std::string> unreadable;
   double decode_s = 0, model_s = 0;
   torch::NoGradGuard no_grad;
   for (size_t start = 0; start < files.size(); start += static_cast<size_t>(batch)) {
     const size_t end = std::min(files.size(), start + static_cast<size_t>(batch));
     const auto t0 = std::chrono::steady_clock::now();
+    // One unreadable image is reported and skipped; the others are still predicted (exit status non-zero at
+    // the end). A single file given alone is an error at once.
+    std::vector<size_t> readable;
     torch::Tensor u8 =
         torch::empty({static_cast<int64_t>(end - start), transform.size, transform.size, 3}, torch::kUInt8);
     for (size_t i = start; i < end; ++i) {
-      const std::string bytes = read_file(files[i]);
       try {
+        const std::string bytes = read_file(files[i]);
         // Decoded whole (JPEG and PNG alike), then cropped and resized: what PIL + torchvision compute for
         // one image. (The loader's ROI / DCT-scaled JPEG decoding is faster and differs at crop edges.)
         const ImageU8 img = eval_transform(decode_image(bytes), transform);
-        std::memcpy(u8[static_cast<int64_t>(i - start)].data_ptr<uint8_t>(), img.pixels.data(),
+        std::memcpy(u8[static_cast<int64_t>(readable.size())].data_ptr<uint8_t>(), img.pixels.data(),
                     img.pixels.size());
+        readable.push_back(i);
       } catch (const std::exception& e) {
-        throw std::runtime_error("to_predict: '" + files[i] + "' is not a readable image: " + e.what());
+        const std::string what = "to_predict: '" + files[i] + "' is not a readable image: " + e.what();
+        if (files.size() == 1) throw std::runtime_error(what);
+        std::fprintf(stderr, "error: %s\n", what.c_str());
+        unreadable.push_back(files[i]);
       }
     }
+    if (readable.empty()) continue;
+    u8 = u8.narrow(0, 0, static_cast<int64_t>(readable.size()));
     const auto t1 = std::chrono::steady_clock::now();
     torch::Tensor images = normalize_images(u8.to(device.device), data.mean, data.std);
     torch::Tensor probs;
@@ -243,10 +255,10 @@ std::vector<Prediction> run_predict(const TrainConfig& config) {
     const auto t2 = std::chrono::steady_clock::now();
     decode_s += std::chrono::duration<double>(t1 - t0).count();
     model_s += std::chrono::duration<double>(t2 - t1).count();
-    for (size_t i = start; i < end; ++i) {
+    for (size_t row_index = 0; row_index < readable.size(); ++row_index) {
       Prediction p;
-      p.file = files[i];
-      const auto row = static_cast<int64_t>(i - start);
+      p.file = files[readable[row_index]];
+      const auto row = static_cast<int64_t>(row_index);
       for (int64_t j = 0; j < k; ++j) {
         p.classes.push_back(indices[row][j].item<int64_t>());
         p.probabilities.push_back(values[row][j].item<double>());
@@ -278,6 +290,10 @@ std::vector<Prediction> run_predict(const TrainConfig& config) {
       j.push_back({{"file", p.file}, {"top", top}});
     }
     write_file_atomic(config.predict_output, j.dump(1) + "\n");
+  }
+  if (!unreadable.empty()) {
+    throw std::runtime_error(std::to_string(unreadable.size()) + " of " + std::to_string(files.size()) +
+                             " images could not be read (listed above); the others were predicted");
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <unordered_map>
 
 #include "data/image_folder_dataset.h"
 #include "data/tfrecord_dataset.h"
@@ -177,22 +178,31 @@ ConvNetPtr build_model(const TrainConfig& config, const torch::Device& device, b
   ConvNetPtr model = create_model(config.arch, o);
   if (load_finetune && !config.finetune_from.empty()) {
     NamedTensors weights = normalize_keys(load_weights(config.finetune_from));
-    // Keys whose shape differs (a new classifier head) keep their fresh initialisation.
-    const NamedTensors own = state_dict(*model);
+    // Only the classifier may differ (a new number of classes keeps its fresh initialisation); the backbone
+    // must match exactly, or the file is for another architecture.
+    auto is_head = [](const std::string& name) {
+      return name.rfind("fc.", 0) == 0 || name.rfind("classifier.", 0) == 0;
+    };
+    std::unordered_map<std::string, torch::Tensor> own;
+    for (auto& [name, t] : state_dict(*model)) own.emplace(name, t);
     NamedTensors usable;
     std::vector<std::string> skipped;
     for (auto& [name, t] : weights) {
-      const auto it = std::find_if(own.begin(), own.end(), [&](const auto& kv) { return kv.first == name; });
-      if (it != own.end() && it->second.sizes() != t.sizes()) {
+      const auto it = own.find(name);
+      if (it != own.end() && it->second.sizes() != t.sizes() && is_head(name)) {
         skipped.push_back(name);
         continue;
       }
       usable.emplace_back(name, t);
     }
-    const LoadReport report = load_state_dict(*model, usable, /*strict=*/false);
-    if (report.loaded == 0) {
-      throw std::runtime_error("finetune_from '" + config.finetune_from + "': no tensor matches " +
-                               config.arch);
+    LoadReport report = load_state_dict(*model, usable, /*strict=*/false);
+    // The head, and BatchNorm counters older files lack (they do not affect the model), may be missing.
+    std::erase_if(report.missing, [&](const std::string& name) {
+      return is_head(name) || name.ends_with("num_batches_tracked");
+    });
+    if (!report.missing.empty() || !report.unexpected.empty() || !report.mismatched.empty()) {
+      throw std::runtime_error("finetune_from '" + config.finetune_from + "' does not fit " + config.arch +
+                               " (only the classifier may differ):\n" + report.describe());
     }
     std::cout << "finetune_from " << config.finetune_from << ": loaded " << report.loaded << " tensors";
     if (!skipped.empty()) std::cout << "; kept the fresh init of " << skipped.size() << " (shape differs)";

@@ -203,8 +203,12 @@ std::vector<Key> build_keys() {
       integer("display_every", &C::display_every, 1, kBig, "log every N steps"),
       integer("seed", &C::seed, 0, kBig, "seed of data order, augmentation and init"),
       choice("optimizer", &C::optimizer, {"momentum", "rmsprop", "adamw"}, "update rule"),
-      number("lr_init", &C::lr_init, 0, kHuge, "learning rate per lr_reference_batch images"),
+      // 1000 is far above any learning rate that trains; the scaled rate must stay finite in float32.
+      number("lr_init", &C::lr_init, 0, 1000, "learning rate per lr_reference_batch images"),
       integer("lr_reference_batch", &C::lr_reference_batch, 1, kBig, "linear-scaling reference batch"),
+      integer("max_nonfinite_steps", &C::max_nonfinite_steps, 0, 1000000,
+              "stop with an error after this many consecutive non-finite losses (steps the fp16 loss "
+              "scaler skipped aside); 0: never"),
       choice("lr_schedule", &C::lr_schedule, {"cosine", "step", "exponential", "constant"}, "decay"),
       choice("lr_clock", &C::lr_clock, {"global", "after_warmup"}, "what step the decay sees"),
       number("lr_warmup_epochs", &C::lr_warmup_epochs, 0, 1e6, "linear warmup from 0"),
@@ -418,7 +422,7 @@ void check_config(const TrainConfig& c) {
     fail("weight_init: EfficientNet's recipe init is fan_out only");
   if (c.amp_dtype == "fp16" && c.static_loss_scale < 0) fail("static_loss_scale must be >= 0");
   for (double b : c.batch_sizes) {
-    if (b < 1 || b != std::floor(b)) fail("batch_sizes: expected positive integers");
+    if (b < 1 || b > 65536 || b != std::floor(b)) fail("batch_sizes: expected integers in [1, 65536]");
   }
   for (size_t i = 1; i < c.lr_step_epochs.size(); ++i) {
     if (c.lr_step_epochs[i] <= c.lr_step_epochs[i - 1]) fail("lr_step_epochs must increase");

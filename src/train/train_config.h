@@ -39,7 +39,8 @@ struct TrainConfig {
   int64_t workers = 4;
   int64_t prefetch = 2;
   bool strict_data = false;
-  int64_t max_image_pixels = 178956970;  // decompression-bomb limit of every image decode (PIL's)
+  int64_t max_image_pixels = 178956970;
+  int64_t max_nonfinite_steps = 5;  // decompression-bomb limit of every image decode (PIL's)
 
   // Iterations.
   int64_t batch_size = 256;     // per process, per micro-batch

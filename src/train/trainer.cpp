@@ -24,6 +24,7 @@
 #include "train/run_setup.h"
 #include "train/tensorboard.h"
 #include "train/train_step.h"
+#include "util/directory_lock.h"
 #include "util/dllogger.h"
 #include "util/file_io.h"
 #include "util/progress_line.h"
@@ -87,13 +88,6 @@ torch::Tensor scalar_f64(double v) {
   return torch::tensor(v, torch::kDouble);
 }
 
-int64_t meta_i64(const NamedTensors& meta, const std::string& key, const std::string& path) {
-  for (const auto& [n, t] : meta) {
-    if (n == key) return t.item<int64_t>();
-  }
-  throw std::runtime_error("checkpoint '" + path + "': meta has no '" + key + "'");
-}
-
 std::optional<double> meta_f64(const NamedTensors& meta, const std::string& key) {
   for (const auto& [n, t] : meta) {
     if (n == key) return t.item<double>();
@@ -149,6 +143,9 @@ class RunLogs {
 };
 
 // Where non-zero ranks' console output goes.
+// More updates than any real run (a trillion): larger products of num_iter and the epoch length are typos.
+constexpr int64_t kMaxUpdates = int64_t{1} << 40;
+
 std::ostream& null_stream() {
   static std::ostream sink(nullptr);
   return sink;
@@ -187,6 +184,15 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
   if (!config.model_dir.empty()) fs::create_directories(config.model_dir);
   // Data parallel: one process per GPU (or CPU process), rank 0 writes every file.
   const DistEnv dist_env = run_dist_env(config);
+  // One training per model_dir: a second one fails here, before it writes anything. Then the temporaries of
+  // checkpoint writes that were killed are removed (their PIDs are gone).
+  std::optional<DirectoryLock> model_dir_lock;
+  if (!benchmark && dist_env.rank == 0) {
+    model_dir_lock.emplace(config.model_dir, "training");
+    if (const int n = remove_stale_temporaries(config.model_dir); n > 0)
+      std::cout << "removed " << n << " temporary file(s) left in " << config.model_dir
+                << " by killed runs\n";
+  }
   const RunDevice device = setup_device(config, dist_env.local_rank);
   const std::unique_ptr<ProcessGroup> group = join_ranks(config, dist_env, device);
   const bool main_rank = !group || group->is_main();
@@ -241,8 +247,17 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
                                 std::to_string(k) + " is larger than the " +
                                 std::to_string(train_source ? train_source->size() : 0) + " training images");
   }
-  const int64_t total_updates =
-      config.iter_unit == "epoch" ? config.num_iter * updates_per_epoch : config.num_iter;
+  int64_t total_updates = config.num_iter;
+  if (config.iter_unit == "epoch" &&
+      (__builtin_mul_overflow(config.num_iter, updates_per_epoch, &total_updates) ||
+       total_updates > kMaxUpdates)) {
+    throw std::invalid_argument("num_iter = " + std::to_string(config.num_iter) + " epochs x " +
+                                std::to_string(updates_per_epoch) + " updates per epoch is more than " +
+                                std::to_string(kMaxUpdates) + " updates");
+  }
+  if (total_updates > kMaxUpdates)
+    throw std::invalid_argument("num_iter = " + std::to_string(config.num_iter) + " is more than " +
+                                std::to_string(kMaxUpdates) + " updates");
   const int64_t num_epochs = (total_updates + updates_per_epoch - 1) / updates_per_epoch;
   const double base_lr = scaled_learning_rate(config.lr_init, global_batch, config.lr_reference_batch);
   const LrSchedule schedule = make_schedule(config, base_lr, updates_per_epoch, total_updates);
@@ -293,16 +308,62 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
     }
   };
 
-  // Resume.
+  // Resume: from the newest checkpoint that passes validation against this run (a damaged or crafted one is
+  // reported by name and the next older one is tried). Rank 0 chooses; every rank loads that file
+  // (model_dir on a filesystem all nodes share).
   std::unique_ptr<CheckpointManager> checkpoints;
   int64_t start_epoch = 0, start_micro = 0;
   if (!benchmark) {
-    // Rank 0 picks the checkpoint; every rank loads that file (model_dir on a filesystem all nodes share).
+    ResumeExpectations expect;
+    expect.updates_per_epoch = updates_per_epoch;
+    expect.micro_per_epoch = updates_per_epoch * k;
+    expect.grad_accum_steps = k;
+    expect.rng_state_bytes = cpu_rng_state().numel();
+    expect.ema = ema != nullptr;
+    expect.scaler = scaler != nullptr;
+    auto resume_from = [&](const TensorSections& ckpt, const std::string& path) {
+      const ResumePoint at = check_training_checkpoint(ckpt, path, expect);
+      load_state_dict(*model, section(ckpt, "state_dict"));
+      optimizer->load_state(section(ckpt, "optimizer"));
+      if (ema) ema->load_state(section(ckpt, "ema_state_dict"));
+      if (scaler) {
+        std::vector<torch::Tensor> st;
+        for (const auto& [n, t] : section(ckpt, "scaler")) st.push_back(t);
+        scaler->load_state(st);
+      }
+      // Each rank continues its own stream; a checkpoint from another world size restarts them from it.
+      const NamedTensors& rng = section(ckpt, "rng");
+      const bool same_world = group && rng.size() == static_cast<size_t>(world) &&
+                              rng[rank].first == "cpu_rank" + std::to_string(rank);
+      set_cpu_rng_state(same_world ? rng[rank].second : rng[0].second);
+      start_epoch = at.epoch;
+      start_micro = at.micro_batch;
+      step.set_updates(at.updates);
+      if (const auto best = meta_f64(section(ckpt, "meta"), "best_top1"); best && checkpoints)
+        checkpoints->set_best(*best);
+    };
     std::optional<std::string> latest;
     if (main_rank) {
       checkpoints =
           std::make_unique<CheckpointManager>(config.model_dir, static_cast<int>(config.keep_checkpoints));
-      latest = checkpoints->latest();
+      const std::vector<std::string> candidates = checkpoints->newest_first();
+      for (size_t i = 0; i < candidates.size() && !latest; ++i) {
+        try {
+          resume_from(load_checkpoint(candidates[i]), candidates[i]);
+          latest = candidates[i];
+        } catch (const CheckpointMismatch&) {
+          throw;  // the run's settings changed: no older checkpoint can fit either
+        } catch (const std::exception& e) {
+          std::cerr << "warning: not resuming from " << candidates[i] << ": " << e.what()
+                    << (i + 1 < candidates.size() ? "; trying the next older checkpoint\n" : "\n");
+        }
+      }
+      if (!latest && !candidates.empty()) {
+        throw std::runtime_error("none of the " + std::to_string(candidates.size()) + " checkpoint(s) in '" +
+                                 config.model_dir +
+                                 "' can be resumed from (see the warnings above); move them away to start "
+                                 "over, or use another model_dir");
+      }
     }
     if (group) {
       const std::string chosen = group->broadcast_string(latest.value_or(""));
@@ -312,34 +373,9 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
                                  "' that rank 0 resumes from: model_dir must be on a filesystem that every "
                                  "node shares");
       }
+      if (latest && !main_rank) resume_from(load_checkpoint(*latest), *latest);
     }
     if (latest) {
-      const TensorSections ckpt = load_checkpoint(*latest);
-      const NamedTensors& meta = section(ckpt, "meta");
-      const int64_t saved_upe = meta_i64(meta, "updates_per_epoch", *latest);
-      if (saved_upe != updates_per_epoch) {
-        throw std::runtime_error("checkpoint '" + *latest + "' was written with " +
-                                 std::to_string(saved_upe) + " updates per epoch, this run has " +
-                                 std::to_string(updates_per_epoch) +
-                                 " (batch size or data changed); use a new model_dir");
-      }
-      load_state_dict(*model, section(ckpt, "state_dict"));
-      optimizer->load_state(section(ckpt, "optimizer"));
-      if (ema) ema->load_state(section(ckpt, "ema_state_dict"));
-      if (scaler) {
-        std::vector<torch::Tensor> s;
-        for (const auto& [n, t] : section(ckpt, "scaler")) s.push_back(t);
-        scaler->load_state(s);
-      }
-      // Each rank continues its own stream; a checkpoint from another world size restarts them from it.
-      const NamedTensors& rng = section(ckpt, "rng");
-      const bool same_world = group && rng.size() == static_cast<size_t>(world) &&
-                              rng[rank].first == "cpu_rank" + std::to_string(rank);
-      set_cpu_rng_state(same_world ? rng[rank].second : rng[0].second);
-      start_epoch = meta_i64(meta, "epoch", *latest);
-      start_micro = meta_i64(meta, "micro_batch", *latest);
-      step.set_updates(meta_i64(meta, "updates", *latest));
-      if (const auto best = meta_f64(meta, "best_top1"); best && checkpoints) checkpoints->set_best(*best);
       out << "resuming from " << *latest << " at epoch " << start_epoch + 1 << ", batch " << start_micro
           << " (update " << step.updates() << " of " << total_updates << ")\n";
     }
@@ -486,12 +522,25 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
       progress.emplace("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(num_epochs), epoch_end,
                        first);
     torch::Tensor window_loss = torch::zeros({}, torch::dtype(torch::kFloat).device(device.device));
+    torch::Tensor nonfinite_run = torch::zeros({}, torch::dtype(torch::kLong).device(device.device));
+    double lr = 0;
+    // At display steps and before a checkpoint: a diverged run stops before it saves or exports NaN weights.
+    auto check_divergence = [&] {
+      if (config.max_nonfinite_steps <= 0) return;
+      if (const int64_t run = nonfinite_run.item<int64_t>(); run >= config.max_nonfinite_steps) {
+        throw std::runtime_error("training diverged: the loss was NaN or infinite for the last " +
+                                 std::to_string(run) + " steps (update " + std::to_string(step.updates()) +
+                                 ", learning rate " + fmt(lr, "%.4g") +
+                                 "); lower lr_init, or raise max_nonfinite_steps. No weights were exported");
+      }
+    };
     torch::Tensor epoch_loss = window_loss.clone();
     int64_t window_micro = 0, epoch_micro = 0, window_images = 0, epoch_images = 0;
     auto window_start = std::chrono::steady_clock::now();
     const auto epoch_start = window_start;
-    double lr = 0;
+    int64_t done_micro = first;  // micro-batches of this epoch done: where a checkpoint resumes
     for (int64_t b = first; b < updates_per_epoch * k && step.updates() < total_updates; ++b) {
+      done_micro = b + 1;
       const auto step_start = std::chrono::steady_clock::now();
       torch::Tensor images, labels;
       if (loader) {
@@ -518,6 +567,9 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
       }
       lr = schedule.at(step.updates());
       const MicroStepResult r = step.micro_step(images, targets, lr);
+      // Consecutive non-finite losses, counted on the device (no synchronisation); checked at display steps.
+      if (!r.skipped && config.max_nonfinite_steps > 0)
+        nonfinite_run = (nonfinite_run + 1) * torch::isfinite(r.loss).logical_not();
       // While the device works on this micro-batch, fetch the next one and start its copy.
       if (loader && b + 1 < epoch_end) {
         if (std::optional<Batch> next_batch = loader->next()) device_batches.stage(*next_batch);
@@ -551,6 +603,7 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
         double ips = seconds > 0 ? static_cast<double>(window_images) / seconds : 0;
         double loss = window_loss.item<double>() / static_cast<double>(window_micro);
+        check_divergence();
         if (group) {
           const auto v = group->sum({loss, ips, stop_requested() ? 1.0 : 0.0});
           loss = v[0] / static_cast<double>(world);
@@ -574,6 +627,7 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
       }
       if (!benchmark && config.checkpoint_every_steps > 0 &&
           step.updates() % config.checkpoint_every_steps == 0 && b + 1 < updates_per_epoch * k) {
+        check_divergence();
         save_checkpoint(epoch, b + 1, epoch, std::nullopt);
       }
       if (stop_now) {
@@ -633,7 +687,12 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
         }
       }
       logs.csv_row(row);
-      if ((epoch + 1) % config.save_checkpoint_freq == 0 || last_epoch)
+      check_divergence();
+      // A run that ends inside an epoch (num_iter in batches) records exactly where, so a longer num_iter
+      // continues from there.
+      if (done_micro < updates_per_epoch * k)
+        save_checkpoint(epoch, done_micro, epoch, metric);
+      else if ((epoch + 1) % config.save_checkpoint_freq == 0 || last_epoch)
         save_checkpoint(epoch + 1, 0, epoch + 1, metric);
     }
     logs.flush();
@@ -675,6 +734,11 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
     // Export: the better of raw and EMA weights when both were evaluated, else the raw weights.
     const bool use_ema =
         ema && outcome.eval && outcome.eval_ema && outcome.eval_ema->top1 > outcome.eval->top1;
+    for (const auto& [name, t] : state_dict(*model)) {
+      if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>())
+        throw std::runtime_error("training ended with non-finite values in '" + name +
+                                 "'; no final weights were exported (lower lr_init)");
+    }
     outcome.final_weights = (fs::path(config.model_dir) / "final_weights.pt").string();
     save_weights(outcome.final_weights, cpu_copy(use_ema ? ema->state() : state_dict(*model)), metadata);
     if (ema && !outcome.eval_ema) {

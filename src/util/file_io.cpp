@@ -1,6 +1,7 @@
 #include "util/file_io.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,6 +77,23 @@ std::FILE* open_output_file(const std::string& path, const char* mode) {
     throw std::runtime_error("cannot open '" + path + "' for writing");
   }
   return f;
+}
+
+int remove_stale_temporaries(const std::string& directory) {
+  namespace fs = std::filesystem;
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(directory, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(".tmp.");
+    if (name.empty() || name[0] != '.' || at == std::string::npos || at + 5 >= name.size()) continue;
+    const std::string pid_text = name.substr(at + 5);
+    if (pid_text.size() > 9 || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // still running
+    if (e.is_regular_file(ec) && fs::remove(e.path(), ec)) ++removed;
+  }
+  return removed;
 }
 
 void check_plain_file_name(const std::string& name, const std::string& what) {

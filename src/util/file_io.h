@@ -15,6 +15,10 @@ std::string read_file(const std::string& path);
 // writes. `mode` is "a" (append) or "w" (truncate). Throws naming the path.
 std::FILE* open_output_file(const std::string& path, const char* mode = "a");
 
+// Removes the temporaries write_file_atomic leaves when its process is killed mid-write (".NAME.tmp.PID")
+// from `directory`, for PIDs that no longer run. Returns how many were removed.
+int remove_stale_temporaries(const std::string& directory);
+
 // A plain file name (no directory separator, not empty, ".", ".." or with a NUL): what configuration keys
 // naming an output file inside model_dir must be. Throws std::invalid_argument naming `what`.
 void check_plain_file_name(const std::string& name, const std::string& what);

@@ -28,10 +28,16 @@ std::string shape_str(const torch::Tensor& t) {
 }  // namespace
 
 std::string LoadReport::describe() const {
+  // At most 10 lines of each kind: a file of 120,000 foreign tensors must not produce megabytes of text.
+  constexpr size_t kShown = 10;
   std::ostringstream s;
-  for (const auto& k : missing) s << "  missing key: " << k << "\n";
-  for (const auto& k : unexpected) s << "  unexpected key: " << k << "\n";
-  for (const auto& k : mismatched) s << "  shape mismatch: " << k << "\n";
+  auto list = [&](const std::vector<std::string>& keys, const char* what) {
+    for (size_t i = 0; i < keys.size() && i < kShown; ++i) s << "  " << what << ": " << keys[i] << "\n";
+    if (keys.size() > kShown) s << "  ... and " << keys.size() - kShown << " more " << what << "s\n";
+  };
+  list(missing, "missing key");
+  list(unexpected, "unexpected key");
+  list(mismatched, "shape mismatch");
   return s.str();
 }
 
@@ -69,6 +75,17 @@ LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensor
   for (auto& [target, src] : copies) target.copy_(*src);
   report.loaded = static_cast<int64_t>(copies.size());
   return report;
+}
+
+std::string non_finite_summary(const NamedTensors& tensors) {
+  int64_t bad = 0;
+  std::string first;
+  for (const auto& [name, t] : tensors) {
+    if (!t.is_floating_point() || torch::isfinite(t).all().item<bool>()) continue;
+    if (bad++ == 0) first = name;
+  }
+  if (bad == 0) return "";
+  return std::to_string(bad) + " tensor(s) hold NaN or infinite values (first: '" + first + "')";
 }
 
 }  // namespace convnets

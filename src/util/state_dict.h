@@ -36,4 +36,8 @@ class StateDictMismatch : public std::runtime_error {
 // before anything is copied. Non-strict: skips the problems on purpose and returns them.
 LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, bool strict = true);
 
+// "" when every floating-point tensor is finite, else how many hold NaN or infinite values and the first
+// one's name (for a warning: a diverged file predicts "nan%" everywhere).
+std::string non_finite_summary(const NamedTensors& tensors);
+
 }  // namespace convnets

@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 
 #include "test_support.h"
+#include "util/directory_lock.h"
 
 namespace convnets {
 
@@ -74,6 +77,40 @@ TEST(FileIo, OutputFilesDoNotFollowLinksAndNamesArePlain) {
     EXPECT_THROW(check_plain_file_name(bad, "log_filename"), std::invalid_argument) << bad;
   EXPECT_NO_THROW(check_plain_file_name("log.json", "log_filename"));
   EXPECT_NO_THROW(check_plain_file_name("..log", "log_filename"));
+}
+
+// One training per model_dir: a second lock fails at once naming the holder's PID; the lock ends with its
+// owner. (flock conflicts between two open descriptions even in one process, so one process can test it.)
+TEST(DirectoryLock, SecondWriterFailsNamingTheHolder) {
+  testing::ScratchDir dir;
+  {
+    DirectoryLock first(dir.path().string(), "training");
+    try {
+      DirectoryLock second(dir.path().string(), "training");
+      ADD_FAILURE() << "two locks on one model_dir";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("in use by another training (PID " + std::to_string(::getpid())),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_NO_THROW(DirectoryLock again(dir.path().string(), "training"));
+}
+
+// Temporaries of killed writes are removed when their PID is gone, kept while it runs.
+TEST(FileIo, StaleTemporariesOfDeadProcessesAreRemoved) {
+  testing::ScratchDir dir;
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  const std::string dead = dir.file(".checkpoint_e0001.pt.tmp." + std::to_string(child));
+  const std::string live = dir.file(".checkpoint_e0002.pt.tmp." + std::to_string(::getpid()));
+  const std::string other = dir.file("notes.tmp.12x");
+  for (const auto& f : {dead, live, other}) write_file_atomic(f, "x");
+  EXPECT_EQ(remove_stale_temporaries(dir.path().string()), 1);
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_TRUE(std::filesystem::exists(live));
+  EXPECT_TRUE(std::filesystem::exists(other));
 }
 
 }  // namespace convnets
