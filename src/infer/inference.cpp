@@ -289,7 +289,8 @@ std::vector<Prediction> run_predict(const TrainConfig& config) {
       }
       j.push_back({{"file", p.file}, {"top", top}});
     }
-    write_file_atomic(config.predict_output, j.dump(1) + "\n");
+    write_file_atomic(config.predict_output,
+                      j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
   if (!unreadable.empty()) {
     throw std::runtime_error(std::to_string(unreadable.size()) + " of " + std::to_string(files.size()) +

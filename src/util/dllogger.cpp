@@ -57,7 +57,8 @@ std::string dllogger_line(double unix_time, double elapsed, const std::string& t
   } else {
     j["data"] = data;
   }
-  return "DLLL " + j.dump();
+  // Paths from the command line need not be UTF-8: invalid bytes become U+FFFD instead of an exception.
+  return "DLLL " + j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 DlLogger::DlLogger(const std::string& json_path, bool echo_to_stdout)
@@ -96,7 +97,8 @@ void DlLogger::log(const nlohmann::json& step, const nlohmann::json& data, bool 
       std::snprintf(buf, sizeof(buf), "%.6g", value.get<double>());
       out += buf;
     } else {
-      out += value.is_string() ? value.get<std::string>() : value.dump();
+      out += value.is_string() ? value.get<std::string>()
+                               : value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     }
     const auto u = units_.find(key);
     if (u != units_.end()) out += " " + u->second;

@@ -156,7 +156,7 @@ std::string safetensors_bytes(const NamedTensors& tensors,
                     {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
   }
-  std::string json = header.dump();
+  std::string json = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   json.append((8 - json.size() % 8) % 8,
               ' ');  // align the data section to 8 bytes, as the reference writer does
   std::string out;

@@ -21,7 +21,9 @@ std::string torch_archive(const std::string& pickle_bytes, const std::vector<tor
   ZipWriter zip;
   zip.add("archive/data.pkl", pickle_bytes);
   zip.add("archive/byteorder", "little");
-  if (!metadata.empty()) zip.add("archive/convnets.json", nlohmann::json(metadata).dump());
+  if (!metadata.empty())
+    zip.add("archive/convnets.json",
+            nlohmann::json(metadata).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   for (size_t k = 0; k < tensors.size(); ++k) {
     zip.add("archive/data/" + std::to_string(k),
             std::string_view(static_cast<const char*>(tensors[k].data_ptr()),

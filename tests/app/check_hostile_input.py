@@ -255,4 +255,11 @@ os.mkfifo(os.path.join(shards, "train-00009-of-00009"))
 p = run("train", *TINY, "--data_dir", shards, "--model_dir", os.path.join(WORK, "fifo_shard"), "--num_iter", "1",
         expect=None, timeout=60)
 check(p.returncode != 0 and "not a regular file" in p.stderr, "a FIFO named like a shard is an error", p.stderr)
+
+# 13. A model_dir whose name is not UTF-8 (a Latin-1 file name): the logs replace the bad byte, no JSON error.
+latin1 = os.path.join(WORK.encode(), b"caf\xe9")
+p = subprocess.run([BIN.encode(), b"train", *[a.encode() for a in TINY], b"--model_dir", latin1, b"--num_iter", b"1"],
+                   capture_output=True, timeout=300)
+check(p.returncode == 0 and os.path.exists(os.path.join(latin1, b"final_weights.pt")),
+      "a non-UTF-8 model_dir trains and logs", p.stderr.decode(errors="replace")[-2000:])
 print("all hostile-input checks passed")
