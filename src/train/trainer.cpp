@@ -23,6 +23,7 @@
 #include "train/param_groups.h"
 #include "train/run_setup.h"
 #include "train/tensorboard.h"
+#include "train/train_state.h"
 #include "train/train_step.h"
 #include "util/directory_lock.h"
 #include "util/dllogger.h"
@@ -79,20 +80,6 @@ NamedTensors cpu_copy(const NamedTensors& tensors) {
   out.reserve(tensors.size());
   for (const auto& [n, t] : tensors) out.emplace_back(n, t.detach().to(torch::kCPU).contiguous().clone());
   return out;
-}
-
-torch::Tensor scalar_i64(int64_t v) {
-  return torch::tensor(v, torch::kInt64);
-}
-torch::Tensor scalar_f64(double v) {
-  return torch::tensor(v, torch::kDouble);
-}
-
-std::optional<double> meta_f64(const NamedTensors& meta, const std::string& key) {
-  for (const auto& [n, t] : meta) {
-    if (n == key) return t.item<double>();
-  }
-  return std::nullopt;
 }
 
 // Logs to DLLogger (+ TensorBoard) and the per-epoch summary.csv.
@@ -308,6 +295,7 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
     }
   };
 
+  const TrainState state(*model, *optimizer, ema.get(), scaler.get());
   // Resume: from the newest checkpoint that passes validation against this run (a damaged or crafted one is
   // reported by name and the next older one is tried). Rank 0 chooses; every rank loads that file
   // (model_dir on a filesystem all nodes share).
@@ -322,25 +310,11 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
     expect.ema = ema != nullptr;
     expect.scaler = scaler != nullptr;
     auto resume_from = [&](const TensorSections& ckpt, const std::string& path) {
-      const ResumePoint at = check_training_checkpoint(ckpt, path, expect);
-      load_state_dict(*model, section(ckpt, "state_dict"));
-      optimizer->load_state(section(ckpt, "optimizer"));
-      if (ema) ema->load_state(section(ckpt, "ema_state_dict"));
-      if (scaler) {
-        std::vector<torch::Tensor> st;
-        for (const auto& [n, t] : section(ckpt, "scaler")) st.push_back(t);
-        scaler->load_state(st);
-      }
-      // Each rank continues its own stream; a checkpoint from another world size restarts them from it.
-      const NamedTensors& rng = section(ckpt, "rng");
-      const bool same_world = group && rng.size() == static_cast<size_t>(world) &&
-                              rng[rank].first == "cpu_rank" + std::to_string(rank);
-      set_cpu_rng_state(same_world ? rng[rank].second : rng[0].second);
-      start_epoch = at.epoch;
-      start_micro = at.micro_batch;
-      step.set_updates(at.updates);
-      if (const auto best = meta_f64(section(ckpt, "meta"), "best_top1"); best && checkpoints)
-        checkpoints->set_best(*best);
+      const RestoredState restored = state.load(ckpt, path, expect, rank, static_cast<int>(world));
+      start_epoch = restored.at.epoch;
+      start_micro = restored.at.micro_batch;
+      step.set_updates(restored.at.updates);
+      if (restored.best_top1 && checkpoints) checkpoints->set_best(*restored.best_top1);
     };
     std::optional<std::string> latest;
     if (main_rank) {
@@ -456,29 +430,8 @@ TrainOutcome run_training(const TrainConfig& given_config, TrainMode mode) {
     torch::Tensor rng_states;  // [ranks, state bytes]
     if (group) rng_states = group->gather_rows(cpu_rng_state());
     if (!main_rank) return {};
-    TensorSections s;
-    s.emplace_back("state_dict", cpu_copy(state_dict(*model)));
-    if (ema) s.emplace_back("ema_state_dict", cpu_copy(ema->state()));
-    s.emplace_back("optimizer", cpu_copy(optimizer->state()));
-    if (scaler) {
-      const auto st = scaler->state();
-      s.emplace_back("scaler", NamedTensors{{"scale", st[0]}, {"growth_tracker", st[1]}, {"skipped", st[2]}});
-    }
-    if (group) {
-      NamedTensors states;
-      for (int r = 0; r < group->size(); ++r)
-        states.emplace_back("cpu_rank" + std::to_string(r), rng_states[r].clone());
-      s.emplace_back("rng", std::move(states));
-    } else {
-      s.emplace_back("rng", NamedTensors{{"cpu", cpu_rng_state()}});
-    }
-    NamedTensors meta{{"epoch", scalar_i64(epoch)},
-                      {"micro_batch", scalar_i64(micro)},
-                      {"updates", scalar_i64(step.updates())},
-                      {"updates_per_epoch", scalar_i64(updates_per_epoch)},
-                      {"total_updates", scalar_i64(total_updates)}};
-    if (checkpoints->best()) meta.emplace_back("best_top1", scalar_f64(*checkpoints->best()));
-    s.emplace_back("meta", meta);
+    const TensorSections s = state.to_sections(
+        {epoch, micro, step.updates(), updates_per_epoch, total_updates, checkpoints->best()}, rng_states);
     return checkpoints->save(epochs_done, step.updates(), s, metric, metadata);
   };
 
