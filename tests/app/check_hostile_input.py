@@ -17,7 +17,7 @@ import zipfile
 import torch
 import torchvision
 
-BIN, WORK = sys.argv[1], sys.argv[2]
+BIN, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
 # Synthetic data: ResNet-18 at 32 px, batches of 4 (an "epoch" is ImageNet-sized, so runs stop inside it).
@@ -262,4 +262,25 @@ p = subprocess.run([BIN.encode(), b"train", *[a.encode() for a in TINY], b"--mod
                    capture_output=True, timeout=300)
 check(p.returncode == 0 and os.path.exists(os.path.join(latin1, b"final_weights.pt")),
       "a non-UTF-8 model_dir trains and logs", p.stderr.decode(errors="replace")[-2000:])
+
+# 14. Readers need no write access: eval on a read-only model_dir (run as an unprivileged user, since root
+# writes anywhere) evaluates and logs to stdout only, with a notice.
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+# The probe: can an unprivileged user run the binary at all (the checkout may sit under a private directory)?
+if os.geteuid() == 0 and shutil.which("setpriv") and subprocess.run(
+        [*AS_NOBODY, BIN, "models"], capture_output=True, cwd="/").returncode == 0 and subprocess.run(
+        [*AS_NOBODY, "test", "-r", os.path.join(WORK, "..")], cwd="/").returncode == 0:
+    R = os.path.join(WORK, "readonly")
+    shutil.copytree(C, R)
+    for path in (WORK, shards, R):
+        subprocess.run(["chmod", "-R", "a+rX", path], check=True)
+    os.chmod(R, 0o555)
+    p = subprocess.run([*AS_NOBODY, BIN, "eval", "--model_dir", R,
+                        "--data_dir", shards, "--eval_image_size", "32", "--eval_batch_size", "500"],
+                       capture_output=True, text=True, timeout=300, cwd="/")
+    check(p.returncode == 0 and "not writing the log file" in p.stderr and "top1_accuracy" in p.stdout,
+          "eval on a read-only model_dir evaluates, logging to stdout only", p.stdout[-1500:] + p.stderr[-1500:])
+else:
+    print("skipped: the read-only model_dir check needs root, setpriv and a checkout an unprivileged user can "
+          "read")
 print("all hostile-input checks passed")
