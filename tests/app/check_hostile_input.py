@@ -40,6 +40,16 @@ def check(cond, what, detail=""):
     print("ok:", what)
 
 
+def link_copy(src, dst):
+    """A copy of a model_dir whose big files are hard links (the suite's disk use stays small); files a run
+    appends to are left out."""
+    shutil.copytree(src, dst, copy_function=os.link, ignore=shutil.ignore_patterns(".lock", "log.json", "summary.csv"))
+    for name in ("config.yaml", "classes.txt"):  # edited in place by the checks: real copies
+        if os.path.exists(os.path.join(dst, name)):
+            os.remove(os.path.join(dst, name))
+            shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+
+
 def checkpoints(d):
     return sorted(glob.glob(os.path.join(d, "checkpoint_*.pt")))
 
@@ -113,13 +123,14 @@ cases = {
 }
 for what, change in cases.items():
     E = os.path.join(WORK, "crafted_" + what.replace(" ", "_"))
-    shutil.copytree(C, E)
+    link_copy(C, E)
     os.remove(os.path.join(E, "final_weights.pt"))
     bad = os.path.join(E, "checkpoint_e0009_u0000000009.pt")
     torch.save(crafted(change), bad)
     p = run("train", *TINY, "--model_dir", E, "--num_iter", "8", expect=None)
     check(p.returncode == 0 and f"not resuming from {bad}" in p.stderr and "(update 6 of 8)" in p.stdout,
           f"crafted checkpoint ({what}): named, and the older valid one is used", p.stdout + p.stderr)
+    shutil.rmtree(E)
 
 # A data.pkl nested 200,000 deep (a SIGSEGV before) as the only checkpoint: a clear error, no crash.
 F = os.path.join(WORK, "deep")
@@ -158,7 +169,7 @@ check(p.returncode != 0 and "lr_init" in p.stderr, "lr_init 1e300 is refused nam
 
 # 7. Paths: a downloaded run's config.yaml cannot make eval write outside model_dir.
 H = os.path.join(WORK, "downloaded")
-shutil.copytree(C, H)
+link_copy(C, H)
 target = os.path.join(WORK, "victim.txt")
 with open(os.path.join(H, "config.yaml"), "a") as f:
     f.write("log_filename: ../victim.txt\n")
@@ -271,7 +282,7 @@ if os.geteuid() == 0 and shutil.which("setpriv") and subprocess.run(
         [*AS_NOBODY, BIN, "models"], capture_output=True, cwd="/").returncode == 0 and subprocess.run(
         [*AS_NOBODY, "test", "-r", os.path.join(WORK, "..")], cwd="/").returncode == 0:
     R = os.path.join(WORK, "readonly")
-    shutil.copytree(C, R)
+    link_copy(C, R)
     for path in (WORK, shards, R):
         subprocess.run(["chmod", "-R", "a+rX", path], check=True)
     os.chmod(R, 0o555)
@@ -284,3 +295,5 @@ else:
     print("skipped: the read-only model_dir check needs root, setpriv and a checkout an unprivileged user can "
           "read")
 print("all hostile-input checks passed")
+subprocess.run(["chmod", "-R", "u+w", WORK])
+shutil.rmtree(WORK, ignore_errors=True)
