@@ -28,10 +28,10 @@ void add_info_command(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--arch", args->arch, "Architecture")->required()->check(CLI::IsMember(model_names()));
-  cmd->add_option("--image-size,--image_size", args->image_size,
+  cmd->add_option("--image_size,--image-size", args->image_size,
                   "Input resolution (default: the architecture's eval resolution)")
       ->check(CLI::Range(int64_t{32}, int64_t{4096}));
-  cmd->add_option("--num-classes,--num_classes", args->num_classes, "Classifier outputs")
+  cmd->add_option("--num_classes,--num-classes", args->num_classes, "Classifier outputs")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->callback([args] {
     const ModelEntry& entry = find_model(args->arch);

@@ -11,7 +11,8 @@ namespace convnets::app {
 void add_models_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("models", "List every architecture with its parameter count and defaults");
   auto verbose = std::make_shared<bool>(false);
-  cmd->add_flag("-v,--verbose", *verbose, "Also print each model's default recipe summary");
+  cmd->add_flag("-v,--verbose", *verbose,
+                "Also print each model's default recipe: its configuration keys and values");
   cmd->callback([verbose] {
     std::printf("%-16s %12s %6s %6s %6s %-9s %7s  %s\n", "arch", "params", "train", "eval", "crop", "interp",
                 "dropout", "recipe");
@@ -21,7 +22,10 @@ void add_models_command(CLI::App& app) {
                   static_cast<long long>(params), static_cast<long long>(e.data.train_size),
                   static_cast<long long>(e.data.eval_size), e.data.crop_pct, e.data.interpolation.c_str(),
                   e.dropout, e.recipe.name.c_str());
-      if (*verbose) std::printf("    %s\n", e.recipe.summary.c_str());
+      if (!*verbose) continue;
+      std::string line;
+      for (const auto& [key, value] : e.recipe.values) line += (line.empty() ? "" : " ") + key + "=" + value;
+      std::printf("    %s\n", line.c_str());
     }
   });
 }

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "data/image_limits.h"
 #include "data/prepare_data.h"
+#include "util/console.h"
 
 namespace convnets::app {
 
@@ -26,20 +27,20 @@ void add_prepare_data_command(CLI::App& app) {
   cmd->add_option("--input", args->input, "Input directory")->capture_default_str();
   cmd->add_option("--output", args->output, "Output directory for the shards (indexes go to <output>/idx)")
       ->required();
-  cmd->add_option("--train-shards,--train_shards", args->shards.train_shards, "Number of train-* shards")
+  cmd->add_option("--train_shards,--train-shards", args->shards.train_shards, "Number of train-* shards")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_option("--validation-shards,--validation_shards", args->shards.validation_shards,
+  cmd->add_option("--validation_shards,--validation-shards", args->shards.validation_shards,
                   "Number of validation-* shards")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_option("--jpeg-quality,--jpeg_quality", args->shards.jpeg_quality,
+  cmd->add_option("--jpeg_quality,--jpeg-quality", args->shards.jpeg_quality,
                   "JPEG quality of re-encoded images")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   cmd->add_flag("--overwrite", args->shards.overwrite,
                 "Remove train-* / validation-* shards of another set already in --output (else an error)");
-  cmd->add_option("--max-image-pixels,--max_image_pixels", args->max_image_pixels,
+  cmd->add_option("--max_image_pixels,--max-image-pixels", args->max_image_pixels,
                   "Images whose header claims more pixels are refused before decoding (decompression bombs)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
@@ -51,6 +52,7 @@ void add_prepare_data_command(CLI::App& app) {
     const PrepareReport report = args->format == "image_folder"
                                      ? prepare_image_folder(args->input, args->shards)
                                      : prepare_idx_dataset(args->input, args->shards);
+    for (const auto& skipped : report.skipped) stdio_console().warning("skipped " + skipped);
     std::printf(
         "wrote %lld train and %lld validation records in %zu shards to %s (indexes in %s/idx, class "
         "names in classes.txt)\n",

@@ -1,31 +1,39 @@
 // The run modes of the seeds as subcommands: train, train_and_eval, eval, predict, training_benchmark and
-// inference_benchmark. They share one set of configuration keys (--<key>, see src/train/train_config.h);
-// precedence: the architecture's recipe defaults < --recipe FILE < flags. eval / predict /
-// inference_benchmark read <model_dir>/config.yaml as their recipe when no --recipe is given, so they see
-// the trained model's architecture and classes.
+// inference_benchmark. They share one set of configuration keys (--<key>, see src/run/config.h); each mode
+// accepts the key groups it uses, so its --help lists only those. Precedence: the architecture's recipe <
+// --recipe FILE < flags. eval / predict / inference_benchmark read <model_dir>/config.yaml as their recipe
+// when no --recipe is given, so they see the trained model's architecture and classes.
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 
 #include "commands.h"
 #include "data/image_limits.h"
-#include "infer/inference.h"
-#include "train/train_config.h"
+#include "infer/modes.h"
+#include "run/config.h"
 #include "train/trainer.h"
 
 namespace convnets::app {
 namespace {
 
+using K = KeyGroup;
+
 struct RunArgs {
   std::string recipe;
   std::map<std::string, std::string> values;
   std::map<std::string, CLI::Option*> options;
+  std::set<std::string> booleans;
 };
 
-TrainConfig resolve(const RunArgs& args, bool use_model_dir_config) {
+RunConfig resolve(const RunArgs& args, bool use_model_dir_config) {
   std::vector<std::pair<std::string, std::string>> flags;
   for (const auto& [key, option] : args.options) {
-    if (option->count() > 0) flags.emplace_back(key, args.values.at(key));
+    if (option->count() == 0) continue;
+    const std::string& value = args.values.at(key);
+    flags.emplace_back(key,
+                       value.empty() && args.booleans.count(key) ? "true" : value);  // --amp = --amp=true
   }
   std::string recipe = args.recipe;
   RecipeSource source = RecipeSource::kUser;
@@ -40,85 +48,107 @@ TrainConfig resolve(const RunArgs& args, bool use_model_dir_config) {
   return resolve_config(recipe, flags, source);
 }
 
-CLI::App* add_run_command(CLI::App& app, const std::string& name, const std::string& help,
-                          std::function<int(const TrainConfig&)> run, bool use_model_dir_config) {
-  auto* cmd = app.add_subcommand(name, help);
+// A data-parallel collective failed: the process cannot count on its communicator's destructors to return,
+// so it reports which ranks stopped answering and exits at once.
+void exit_on_collective_fault(const std::string& report) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "\n%s\n", report.c_str());
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+RunContext app_context() {
+  RunContext context;
+  context.console = &stdio_console();
+  context.on_collective_fault = exit_on_collective_fault;
+  return context;
+}
+
+struct Mode {
+  std::string name, help;
+  std::set<KeyGroup> groups;  // the keys it takes as flags (a recipe or config.yaml may hold them all)
+  bool use_model_dir_config;  // reads <model_dir>/config.yaml when no --recipe is given
+  std::function<void(const RunConfig&)> run;
+};
+
+void add_mode(CLI::App& app, const Mode& mode) {
+  auto* cmd = app.add_subcommand(mode.name, mode.help);
   auto args = std::make_shared<RunArgs>();
   cmd->add_option("--recipe", args->recipe, "YAML recipe file (see recipes/); flags override its keys")
       ->check(CLI::ExistingFile);
   for (const auto& key : config_keys()) {
+    if (!mode.groups.count(key.group)) continue;
     std::string& slot = args->values[key.name];
     const std::string text = key.help + " [" + key.type + "]";
-    CLI::Option* opt = key.is_bool ? cmd->add_flag("--" + key.name + "{true}", slot, text)
-                                   : cmd->add_option("--" + key.name, slot, text);
-    if (!key.is_bool) {
-      opt->type_name(key.type == "integer"           ? "INT"
-                     : key.type == "number"          ? "FLOAT"
-                     : key.type == "list of numbers" ? "LIST"
-                     : key.type == "text"            ? "TEXT"
-                                                     : "CHOICE");
+    CLI::Option* opt = cmd->add_option("--" + key.name, slot, text);
+    if (key.is_bool) {
+      opt->expected(0, 1)->type_name("[BOOL]");  // --amp, --amp=false, --amp true
+      args->booleans.insert(key.name);
+    } else {
+      opt->type_name(key.type == "integer"                                             ? "INT"
+                     : key.type == "number"                                            ? "FLOAT"
+                     : key.type == "list of numbers" || key.type == "list of integers" ? "LIST"
+                     : key.type == "text"                                              ? "TEXT"
+                                                                                       : "CHOICE");
     }
-    opt->group(key.name.rfind("lr_", 0) == 0 ? "Learning rate" : "Configuration");
+    opt->group(key_group_title(key.group));
     args->options[key.name] = opt;
   }
-  cmd->callback([args, run, use_model_dir_config] {
-    const TrainConfig config = resolve(*args, use_model_dir_config);
-    set_max_image_pixels(config.max_image_pixels);
-    const int rc = run(config);
-    if (rc != 0) throw CLI::RuntimeError(rc);
+  cmd->callback([args, mode] {
+    const RunConfig config = resolve(*args, mode.use_model_dir_config);
+    set_max_image_pixels(config.data.max_image_pixels);
+    mode.run(config);
   });
-  return cmd;
 }
 
 }  // namespace
 
 void add_run_commands(CLI::App& app) {
-  add_run_command(
-      app, "train", "Train (resumes from the newest checkpoint in --model_dir)",
-      [](const TrainConfig& c) {
-        run_training(c, TrainMode::kTrain);
-        return 0;
-      },
-      false);
-  add_run_command(
-      app, "train_and_eval",
-      "Train, evaluating every --epochs_between_eval epochs and at the end (raw and EMA weights)",
-      [](const TrainConfig& c) {
-        run_training(c, TrainMode::kTrainAndEval);
-        return 0;
-      },
-      false);
-  add_run_command(
-      app, "eval", "Evaluate --weights (or the newest checkpoint in --model_dir) on the validation split",
-      [](const TrainConfig& c) {
-        run_eval_mode(c);
-        return 0;
-      },
-      true);
-  add_run_command(
-      app, "predict", "Top-k classes of --to_predict (an image or a directory of images)",
-      [](const TrainConfig& c) {
-        run_predict(c);
-        return 0;
-      },
-      true);
-  add_run_command(
-      app, "training_benchmark",
-      "Training throughput (synthetic data without --data_dir); --warmup_steps are left out",
-      [](const TrainConfig& c) {
-        run_training(c, TrainMode::kBenchmark);
-        return 0;
-      },
-      false);
-  add_run_command(
-      app, "inference_benchmark",
-      "Forward-pass throughput and latency percentiles over --batch_sizes (--num_iter batches with "
-      "--iter_unit batch, else 100)",
-      [](const TrainConfig& c) {
-        run_inference_benchmark(c);
-        return 0;
-      },
-      true);
+  const std::set<KeyGroup> training = {K::kModel,       K::kInit,        K::kData,         K::kTrainInput,
+                                       K::kEvalInput,   K::kIterations,  K::kOptimisation, K::kSchedule,
+                                       K::kMixing,      K::kProgressive, K::kPrecision,    K::kParallel,
+                                       K::kCheckpoints, K::kOutput};
+  std::set<KeyGroup> benchmark = training;
+  benchmark.erase(K::kEvalInput);
+  benchmark.erase(K::kCheckpoints);
+  auto train = [](TrainMode m) { return [m](const RunConfig& c) { run_training(c, m, app_context()); }; };
+  add_mode(app, {"train", "Train (resumes from the newest checkpoint in --model_dir)", training, false,
+                 train(TrainMode::kTrain)});
+  add_mode(app, {"train_and_eval",
+                 "Train, evaluating every --epochs_between_eval epochs and at the end (raw and EMA weights)",
+                 training, false, train(TrainMode::kTrainAndEval)});
+  add_mode(app, {"eval",
+                 "Evaluate --weights (or the newest checkpoint in --model_dir) on the validation split",
+                 {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kIterations, K::kPrecision,
+                  K::kParallel, K::kOutput},
+                 true,
+                 [](const RunConfig& c) { run_eval_mode(c, app_context()); }});
+  add_mode(app, {"predict",
+                 "Top-k classes of --to_predict (an image or a directory of images)",
+                 {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kOutput, K::kPredict},
+                 true,
+                 [](const RunConfig& c) {
+                   const RunContext context = app_context();
+                   const PredictResult r = run_predict(c, context);
+                   if (!r.predictions.empty()) context.console->info(format_predictions(r, c.predict.output));
+                   c.predict.output == PredictFormat::kText ? context.console->info(r.summary)
+                                                            : context.console->diagnostic(r.summary);
+                   if (!r.unreadable.empty()) {
+                     throw std::runtime_error(
+                         std::to_string(r.unreadable.size()) + " of " + std::to_string(r.files) +
+                         " images could not be read (listed above); the others were predicted");
+                   }
+                 }});
+  add_mode(app, {"training_benchmark",
+                 "Training throughput (synthetic data without --data_dir); --warmup_steps are left out",
+                 benchmark, false, train(TrainMode::kBenchmark)});
+  add_mode(app,
+           {"inference_benchmark",
+            "Forward-pass throughput and latency percentiles over --batch_sizes (--num_iter batches with "
+            "--iter_unit batch, else 100)",
+            {K::kModel, K::kWeights, K::kEvalInput, K::kIterations, K::kPrecision, K::kOutput, K::kBenchmark},
+            true,
+            [](const RunConfig& c) { run_inference_benchmark(c, app_context()); }});
 }
 
 }  // namespace convnets::app

@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
-# Installs everything convnets needs on a fresh Debian machine: system packages and a project venv
-# holding PyPI's torch==2.11.0 (whose LibTorch we link) plus the Python reference packages the tests use.
-# Idempotent and non-interactive; each step is skipped when already satisfied.
+# Installs what convnets needs on a fresh Debian machine: system packages and a project venv holding PyPI's
+# torch==2.11.0, whose LibTorch the build links. Idempotent and non-interactive; each step is skipped when
+# already satisfied.
+#
+#   bash scripts/setup.sh          what the app needs: build tools, the Debian libraries, Fashion-MNIST, torch
+#   bash scripts/setup.sh --test   also what the test suite needs: GoogleTest, Google Benchmark, clang (the
+#                                  fuzzers), the photo fixtures, and the Python references (torchvision,
+#                                  timm, TensorFlow, PIL, safetensors, NumPy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TEST=0
+[ "${1:-}" = "--test" ] && TEST=1
 
 APT_PACKAGES=(
   cmake ninja-build ccache g++ pkg-config
   libjpeg62-turbo-dev libpng-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
   libgloo-dev
-  clang libclang-rt-14-dev
-  dataset-fashion-mnist plasma-workspace-wallpapers
+  dataset-fashion-mnist
 )
 TORCH_VERSION=2.11.0
-PIP_PACKAGES=("torch==${TORCH_VERSION}" "torchvision==0.26.0" "timm==1.0.31" "tensorflow-cpu==2.21.0" "safetensors" "numpy"
-              "pillow")
+PIP_PACKAGES=("torch==${TORCH_VERSION}")
+PIP_CHECK='import importlib.metadata as m, sys
+want = {"torch": "'"$TORCH_VERSION"'"}'
+if [ "$TEST" = 1 ]; then
+  APT_PACKAGES+=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
+                 plasma-workspace-wallpapers)
+  PIP_PACKAGES+=("torchvision==0.26.0" "timm==1.0.31" "tensorflow-cpu==2.21.0" "safetensors" "numpy" "pillow")
+  PIP_CHECK+='
+want.update({"torchvision": "0.26.0", "timm": "1.0.31", "tensorflow-cpu": "2.21.0"})
+import safetensors, numpy, PIL  # noqa: F401'
+fi
+PIP_CHECK+='
+for name, version in want.items():
+    if m.version(name) != version:
+        sys.exit(1)'
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -36,17 +54,9 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python - <<PYEOF 2>/dev/null
-import importlib.metadata as m, sys
-want = {"torch": "${TORCH_VERSION}", "torchvision": "0.26.0", "timm": "1.0.31", "tensorflow-cpu": "2.21.0"}
-for name, version in want.items():
-    if m.version(name) != version:
-        sys.exit(1)
-import safetensors, numpy, PIL  # noqa: F401
-PYEOF
-then
+if ! .venv/bin/python -c "$PIP_CHECK" 2>/dev/null; then
   echo "[setup] pip install ${PIP_PACKAGES[*]} (large download on a fresh machine)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q "${PIP_PACKAGES[@]}"
 fi
-echo "[setup] ok: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"
+echo "[setup] ok: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')$([ "$TEST" = 1 ] && echo ', test packages')"

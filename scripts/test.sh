@@ -25,9 +25,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 phase() { echo "[test] $(date -u +%H:%M:%S) $*"; }
 start=$SECONDS
 phase "setup"
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 phase "build ($((SECONDS - start)) s so far)"
-bash scripts/build.sh
+bash scripts/build.sh --test
 phase "ctest -j $JOBS ($((SECONDS - start)) s so far)"
 cd "${BUILD_DIR:-build}"
 status=0

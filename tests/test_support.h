@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
@@ -44,6 +45,14 @@ inline double fp32_forward_bound(const torch::nn::Module& model) {
 // cannot tell a right model from a wrong one.
 inline int64_t distinct_top1(const torch::Tensor& logits) {
   return std::get<0>(at::_unique(logits.argmax(1))).numel();
+}
+
+// A text file's lines (without their newlines).
+inline std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
 }
 
 // Paths baked in by tests/CMakeLists.txt.

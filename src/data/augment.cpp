@@ -237,7 +237,7 @@ std::vector<AppliedOp> auto_augment(ImageU8& image, Rng& rng, const AugmentConst
     double probability;
     int level;
   };
-  // Policy v0 (recipe-spec §2.5), 25 sub-policies of two ops.
+  // Policy v0 (docs/recipes.md), 25 sub-policies of two ops.
   static const std::array<std::array<Step, 2>, 25> policy = {{
       {{{O::kEqualize, .8, 1}, {O::kShearY, .8, 4}}},
       {{{O::kColor, .4, 9}, {O::kEqualize, .6, 3}}},

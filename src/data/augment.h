@@ -1,5 +1,5 @@
 // AutoAugment (policy v0) and RandAugment(N, M) on uint8 RGB images, with the ops, level -> argument mapping
-// and fill value of the EfficientNet TF2 recipe (recipe-spec §2.5). Quirk decisions, each marked in the code:
+// and fill value of the EfficientNet TF2 recipe (docs/recipes.md). Quirk decisions, each marked in the code:
 //  - Contrast blends with the mean grey level (as PIL and the PyTorch recipe); TF used pixel count / 256.
 //  - Solarize at level 10 (threshold 256) is a no-op, as in PIL; TF's uint8 cast could wrap it to "invert".
 //  - Posterize with 0 bits keeps 1 bit, as TF's clamped shift did in the recipe (not a black image).

@@ -1,6 +1,5 @@
 #include "data/image_source.h"
 
-#include <cstdio>
 #include <stdexcept>
 
 namespace convnets {
@@ -23,9 +22,8 @@ void ImageSource::bad(int64_t index, const std::string& where) const {
     if (index >= 0 && !reported_.insert(index).second) return;  // already reported in this pass
     if (index < 0) ++other_problems_;
   }
-  // One write per line: loader threads report concurrently, and stream insertions would interleave.
-  const std::string line = "warning: skipping bad record: " + where + "\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  console_->warning("skipping bad record: " +
+                    where);  // one write per line (loader threads report concurrently)
 }
 
 }  // namespace convnets

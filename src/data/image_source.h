@@ -7,6 +7,7 @@
 #include <string>
 
 #include "data/imagenet_record.h"
+#include "util/console.h"
 
 namespace convnets {
 
@@ -25,14 +26,17 @@ class ImageSource {
   void new_epoch() const;
   // Distinct bad records met since new_epoch() (plus damaged-shard findings).
   int64_t skipped() const;
+  // Where bad records are reported (default: the process's stdio console).
+  void set_console(Console& console) { console_ = &console; }
 
  protected:
   // Warns once per pass for item `index` (-1: not an item, e.g. a damaged shard index), one whole line on
-  // stderr, or throws std::runtime_error when strict; `where` names the file and position.
+  // the console, or throws std::runtime_error when strict; `where` names the file and position.
   void bad(int64_t index, const std::string& where) const;
 
  private:
   bool strict_;
+  Console* console_ = &stdio_console();
   mutable std::mutex mutex_;
   mutable std::set<int64_t> reported_;
   mutable int64_t other_problems_ = 0;

@@ -1,4 +1,4 @@
-// The ImageNet TFRecord schema of build_imagenet_data.py (recipe-spec §0.1).
+// The ImageNet TFRecord schema of build_imagenet_data.py (docs/recipes.md).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
 #include <set>
 #include <stdexcept>
 
@@ -253,7 +252,6 @@ PrepareReport prepare_image_folder(const std::string& root, const ShardWriterOpt
     writer.finish();
     (split == "train" ? report.train_records : report.validation_records) = written;
   }
-  for (const auto& s : report.skipped) std::cerr << "warning: skipped " << s << "\n";
   return report;
 }
 

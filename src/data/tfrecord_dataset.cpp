@@ -11,7 +11,8 @@
 namespace convnets {
 namespace fs = std::filesystem;
 
-std::vector<std::string> find_shards(const std::string& data_dir, const std::string& split) {
+std::vector<std::string> find_shards(const std::string& data_dir, const std::string& split,
+                                     Console& console) {
   if (data_dir.empty()) throw std::runtime_error("no data directory given");
   if (!fs::is_directory(data_dir))
     throw std::runtime_error("data directory '" + data_dir + "' does not exist");
@@ -34,10 +35,11 @@ std::vector<std::string> find_shards(const std::string& data_dir, const std::str
   if (shard_sets.size() > 1) {
     std::string sets;
     for (const auto& s : shard_sets) sets += (sets.empty() ? "" : ", ") + s;
-    std::fprintf(stderr,
-                 "warning: '%s' holds %s shards of %zu different sets (%s): a prepare_data run over an older "
-                 "output? Every file is read; delete the stale set if it is one\n",
-                 data_dir.c_str(), split.c_str(), shard_sets.size(), sets.c_str());
+    console.warning(
+        "'" + data_dir + "' holds " + split + " shards of " + std::to_string(shard_sets.size()) +
+        " different sets (" + sets +
+        "): a prepare_data run over an older output? Every file is read; delete the stale set if it "
+        "is one");
   }
   if (shards.empty()) {
     throw std::runtime_error("no '" + split + "-*' TFRecord shards in '" + data_dir + "' (" +

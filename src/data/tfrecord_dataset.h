@@ -9,12 +9,14 @@
 #include "data/imagenet_record.h"
 #include "data/mapped_file.h"
 #include "data/tfrecord.h"
+#include "util/console.h"
 
 namespace convnets {
 
 // Sorted shard paths `<data_dir>/<split>-*`. Throws before anything runs when the directory is missing or
 // empty, or no file matches (the message says what was looked for and what is there).
-std::vector<std::string> find_shards(const std::string& data_dir, const std::string& split);
+std::vector<std::string> find_shards(const std::string& data_dir, const std::string& split,
+                                     Console& console = stdio_console());
 
 struct DatasetOptions {
   std::string index_dir{};  // DALI index files; empty or missing files: built on the fly

@@ -23,7 +23,7 @@ struct TrainTransformOptions {
   ResizedCropOptions resized{};
   double flip_probability = 0.5;
   bool dct_scaling = true;  // decode at the smallest sufficient DCT scale (faster; approximates full decode)
-  // Applied last, on the uint8 crop (recipe-spec §2.5).
+  // Applied last, on the uint8 crop (docs/recipes.md).
   Augmentation augmentation = Augmentation::kNone;
   int randaugment_layers = 2;
   double randaugment_magnitude = 10;

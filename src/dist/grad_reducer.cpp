@@ -21,11 +21,16 @@ class ReadyHook : public torch::autograd::FunctionPostHook {
   std::function<void()> fn_;
 };
 
-torch::ScalarType wire_dtype(const std::string& compression, torch::ScalarType grad_dtype) {
-  if (compression == "fp16") return torch::kHalf;
-  if (compression == "bf16") return torch::kBFloat16;
-  if (compression == "none") return grad_dtype;
-  throw std::invalid_argument("grad_compression '" + compression + "': expected none, fp16 or bf16");
+torch::ScalarType wire_dtype(GradCompression compression, torch::ScalarType grad_dtype) {
+  switch (compression) {
+    case GradCompression::kFp16:
+      return torch::kHalf;
+    case GradCompression::kBf16:
+      return torch::kBFloat16;
+    case GradCompression::kNone:
+      break;
+  }
+  return grad_dtype;
 }
 
 // Flattens same-dtype tensors, applies `op` to the flat copy, and copies the result back.
@@ -51,7 +56,6 @@ void flat_apply(const std::vector<torch::Tensor>& tensors, const std::function<v
 GradReducer::GradReducer(std::vector<torch::Tensor> params, ProcessGroup& group,
                          const GradReducerOptions& options)
     : params_(std::move(params)), group_(group), options_(options) {
-  wire_dtype(options_.compression, torch::kFloat);  // validates
   bucket_of_.assign(params_.size(), 0);
   int64_t bytes = 0;
   for (size_t i = params_.size(); i-- > 0;) {

@@ -17,10 +17,12 @@
 
 namespace convnets {
 
+// The dtype gradients travel in between ranks (the seeds' fp16 allreduce compression); kNone: their own.
+enum class GradCompression { kNone, kFp16, kBf16 };
+
 struct GradReducerOptions {
   int64_t bucket_bytes = 25 * 1024 * 1024;
-  // "none", "fp16" or "bf16": the dtype gradients travel in (the seeds' fp16 allreduce compression).
-  std::string compression = "none";
+  GradCompression compression = GradCompression::kNone;
 };
 
 class GradReducer {

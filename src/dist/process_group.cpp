@@ -5,7 +5,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -73,6 +72,7 @@ std::string host_name() {
 struct ProcessGroup::Impl {
   DistEnv env;
   std::chrono::seconds timeout{300};
+  std::function<void(const std::string&)> on_fault;
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
   std::string backend_name;
@@ -184,9 +184,12 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const tor
   auto impl = std::make_unique<Impl>();
   impl->env = env;
   impl->timeout = options.timeout;
+  impl->on_fault = options.on_fault;
   impl->device = device;
-  std::string name = options.backend;
-  if (name == "auto") name = device.is_cuda() ? "nccl" : "gloo";
+  const DistBackend backend = options.backend != DistBackend::kAuto
+                                  ? options.backend
+                                  : (device.is_cuda() ? DistBackend::kNccl : DistBackend::kGloo);
+  const std::string name = backend == DistBackend::kNccl ? "nccl" : "gloo";
   impl->backend_name = name;
   const auto timeout_ms = std::chrono::milliseconds(options.timeout);
   try {
@@ -198,7 +201,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const tor
                              std::to_string(options.timeout.count()) + " s: " + e.what());
   }
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>(name, impl->store);
-  if (name == "gloo") {
+  if (backend == DistBackend::kGloo) {
 #ifdef USE_C10D_GLOO
     auto o = c10d::ProcessGroupGloo::Options::create(timeout_ms);
     if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
@@ -212,7 +215,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const tor
 #else
     throw std::runtime_error("this build has no Gloo backend (libgloo-dev was missing at build time)");
 #endif
-  } else if (name == "nccl") {
+  } else {
 #ifdef USE_C10D_NCCL
     if (!device.is_cuda()) throw std::invalid_argument("dist_backend nccl needs a CUDA device");
     auto o = c10d::ProcessGroupNCCL::Options::create();
@@ -221,8 +224,6 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const tor
 #else
     throw std::runtime_error("this build has no NCCL backend (built without CUDA's NCCL headers)");
 #endif
-  } else {
-    throw std::invalid_argument("dist_backend '" + name + "': expected auto, nccl or gloo");
   }
   impl->start_heartbeat();
   return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
@@ -253,10 +254,9 @@ void ProcessGroup::note_progress(int64_t step) {
 }
 
 void ProcessGroup::fail(const std::string& what) {
-  std::fflush(stdout);
   std::set<int> silent;
-  std::cerr << "\nconvnets rank " << rank() << "/" << size() << ": a collective failed: " << what
-            << "\ndiagnosis:" << impl_->diagnose(silent) << std::endl;
+  const std::string report = "convnets rank " + std::to_string(rank()) + "/" + std::to_string(size()) +
+                             ": a collective failed: " + what + "\ndiagnosis:" + impl_->diagnose(silent);
   try {
     impl_->store->set(failed_key(rank()), bytes_of("1"));
   } catch (const std::exception&) {
@@ -280,7 +280,8 @@ void ProcessGroup::fail(const std::string& what) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // their last reads of the store
   }
-  std::_Exit(1);
+  if (impl_->on_fault) impl_->on_fault(report);
+  throw CollectiveFailure(report);
 }
 
 void ProcessGroup::Pending::wait() {

@@ -3,21 +3,40 @@
 //
 // Faults: every collective is bounded by the timeout. When one fails (a peer died, hung or was stopped),
 // this process works out which ranks stopped answering from per-rank heartbeats and progress counters kept
-// in the store, prints that on stderr and exits with status 1: a job never hangs silently.
+// in the store and hands that report to the options' fault handler (the app prints it and exits: a job
+// never hangs silently); without a handler, or when it returns, CollectiveFailure is thrown.
 #pragma once
 #include <torch/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "dist/dist_env.h"
 
 namespace convnets {
 
+enum class DistBackend {
+  kAuto,  // NCCL on CUDA, Gloo on the CPU
+  kNccl,
+  kGloo,  // CPU tensors, or CUDA tensors through host copies (ranks sharing one GPU)
+};
+
 struct ProcessGroupOptions {
-  std::string backend = "auto";  // "auto" (nccl on CUDA, gloo on CPU), "nccl" or "gloo"
+  DistBackend backend = DistBackend::kAuto;
   std::chrono::seconds timeout{300};
+  // Called with the fault report (which ranks stopped answering) when a collective fails. A process whose
+  // collective failed cannot count on its communicator's destructors to return, so the app's handler
+  // prints the report and exits at once.
+  std::function<void(const std::string& report)> on_fault;
+};
+
+// A collective failed (thrown when no fault handler ended the process); what() is the fault report.
+class CollectiveFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 class ProcessGroup {
@@ -59,7 +78,7 @@ class ProcessGroup {
   // Records how far this rank got (e.g. the optimizer update), for the fault report.
   void note_progress(int64_t step);
 
-  // Prints the fault report for `what` and exits with status 1.
+  // Diagnoses the failure `what`, hands the report to the fault handler, then throws CollectiveFailure.
   [[noreturn]] void fail(const std::string& what);
 
   struct Impl;

@@ -1,35 +1,44 @@
 #include "dist/sync_batch_norm.h"
 
-#include <torch/autograd.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/torch.h>
 
 namespace convnets {
 namespace {
 
-// Sum over ranks as an autograd op: every rank's loss depends on every rank's local sums, so the gradient
-// reaching a rank's local sums is the sum of the gradients all ranks computed for the global sums.
-class AllReduceSum : public torch::autograd::Function<AllReduceSum> {
+// Sum over ranks as an autograd node: every rank's loss depends on every rank's local sums, so the gradient
+// reaching a rank's local sums is the sum of the gradients all ranks computed for the global sums. The node
+// holds the group it reduces over (no pointer travels through saved tensors).
+class AllReduceSumBackward : public torch::autograd::Node {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& local,
-                               ProcessGroup* group) {
-    ctx->saved_data["group"] = reinterpret_cast<int64_t>(group);
-    torch::Tensor global = local.clone();
-    group->all_reduce_sum(global);
-    return global;
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    auto* group = reinterpret_cast<ProcessGroup*>(ctx->saved_data["group"].toInt());
+  explicit AllReduceSumBackward(ProcessGroup& group) : group_(group) {}
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     torch::Tensor g = grads[0].contiguous().clone();
-    group->all_reduce_sum(g);
-    return {g, torch::Tensor()};
+    group_.all_reduce_sum(g);
+    return {g};
   }
+  std::string name() const override { return "AllReduceSumBackward"; }
+
+ private:
+  ProcessGroup& group_;
 };
+
+torch::Tensor all_reduce_sum_differentiable(const torch::Tensor& local, ProcessGroup& group) {
+  torch::Tensor global = local.detach().clone();
+  group.all_reduce_sum(global);
+  if (torch::autograd::compute_requires_grad(local)) {
+    std::shared_ptr<AllReduceSumBackward> node(new AllReduceSumBackward(group), torch::autograd::deleteNode);
+    node->set_next_edges(torch::autograd::collect_next_edges(local));
+    torch::autograd::set_history(global, node);
+  }
+  return global;
+}
 
 }  // namespace
 
-torch::Tensor sync_batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x, ProcessGroup& group) {
-  if (!bn.is_training()) return bn.forward(x);
-  TORCH_CHECK(x.dim() == 4, "sync_batch_norm expects NCHW input, got ", x.dim(), " dimensions");
+torch::Tensor SyncBatchStatistics::forward(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() == 4, "SyncBatchNorm expects NCHW input, got ", x.dim(), " dimensions");
   const auto& o = bn.options;
   // Statistics in (at least) fp32 whatever the activation dtype (as cuDNN's batch norm does under autocast).
   // Each rank computes its own mean and variance in two passes, then every rank receives all of them (an
@@ -43,10 +52,10 @@ torch::Tensor sync_batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tenso
   const double count = static_cast<double>(xf.numel() / channels);
   auto [local_var, local_mean] = torch::var_mean(xf, {0, 2, 3}, /*correction=*/0);
   const torch::Tensor row = torch::cat({local_mean, local_var, torch::full({1}, count, xf.options())});
-  torch::Tensor mine = torch::zeros({group.size(), 1}, xf.options());
-  mine[group.rank()] = 1.0;
+  torch::Tensor mine = torch::zeros({group_.size(), 1}, xf.options());
+  mine[group_.rank()] = 1.0;
   const torch::Tensor rows = mine * row.unsqueeze(0);  // this rank's row, zeros elsewhere (exact)
-  const torch::Tensor all = AllReduceSum::apply(rows, &group);
+  const torch::Tensor all = all_reduce_sum_differentiable(rows, group_);
   const torch::Tensor means = all.narrow(1, 0, channels), vars = all.narrow(1, channels, channels);
   const torch::Tensor counts = all.narrow(1, 2 * channels, 1).detach();  // [ranks, 1]
   const torch::Tensor n = counts.sum();
@@ -67,13 +76,10 @@ torch::Tensor sync_batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tenso
   return y.to(x.scalar_type());
 }
 
-SyncBatchNormScope::SyncBatchNormScope(ProcessGroup& group)
-    : previous_(set_batch_norm_hook([&group](torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) {
-        return sync_batch_norm(bn, x, group);
-      })) {}
-
-SyncBatchNormScope::~SyncBatchNormScope() {
-  set_batch_norm_hook(std::move(previous_));
+std::shared_ptr<SyncBatchStatistics> use_sync_batch_norm(torch::nn::Module& model, ProcessGroup& group) {
+  auto statistics = std::make_shared<SyncBatchStatistics>(group);
+  set_batch_statistics(model, statistics);
+  return statistics;
 }
 
 }  // namespace convnets

@@ -7,7 +7,7 @@
 namespace convnets {
 
 const std::vector<MBConvStageConfig>& efficientnet_b0_stages() {
-  // expand, kernel, stride, in, out, repeats (recipe-spec §2.3, TF order rearranged)
+  // expand, kernel, stride, in, out, repeats (docs/recipes.md, TF order rearranged)
   static const std::vector<MBConvStageConfig> stages = {
       {1, 3, 1, 32, 16, 1},  {6, 3, 2, 16, 24, 2},   {6, 5, 2, 24, 40, 2},   {6, 3, 2, 40, 80, 3},
       {6, 5, 1, 80, 112, 3}, {6, 5, 2, 112, 192, 4}, {6, 3, 1, 192, 320, 1},
@@ -44,9 +44,9 @@ SqueezeExcitationImpl::SqueezeExcitationImpl(int64_t channels, int64_t squeeze_c
 
 torch::Tensor SqueezeExcitationImpl::forward(torch::Tensor x) {
   torch::Tensor scale = x.mean({2, 3}, /*keepdim=*/true);
-  scale = conv_forward(fc1, scale);
+  scale = fc1->forward(scale);
   torch::silu_(scale);
-  scale = conv_forward(fc2, scale).sigmoid_();
+  scale = fc2->forward(scale).sigmoid_();
   return scale * x;
 }
 
@@ -132,7 +132,7 @@ EfficientNetImpl::EfficientNetImpl(const EfficientNetOptions& o) : ConvNetImpl("
   register_module("classifier", classifier);
   stages_.push_back({"head", {head.ptr(), fc.ptr()}, [this, head](const torch::Tensor& x) mutable {
                        torch::Tensor y = head->forward(x).mean({2, 3});
-                       return linear_forward(fc, dropout->forward(y));
+                       return fc->forward(dropout->forward(y));
                      }});
   reset_parameters();
 }

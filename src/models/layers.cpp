@@ -2,42 +2,26 @@
 
 #include <torch/nn/functional/activation.h>
 
-#include "util/mac_counter.h"
-
 namespace convnets {
 
-torch::Tensor conv_forward(torch::nn::Conv2d& conv, const torch::Tensor& x) {
-  torch::Tensor y = conv->forward(x);
-  const auto& w = conv->weight;  // [C_out, C_in/groups, kh, kw]
-  MacCounter::add(y.numel() * w.size(1) * w.size(2) * w.size(3));
-  return y;
+torch::Tensor BatchNormImpl::forward(const torch::Tensor& x) {
+  if (statistics_ && is_training()) return statistics_->forward(*this, x);
+  return torch::nn::BatchNorm2dImpl::forward(x);
 }
 
-torch::Tensor linear_forward(torch::nn::Linear& linear, const torch::Tensor& x) {
-  torch::Tensor y = linear->forward(x);
-  MacCounter::add(y.numel() * linear->weight.size(1));
-  return y;
+BatchNorm make_batch_norm(int64_t channels, const BatchNormConfig& bn) {
+  return BatchNorm(torch::nn::BatchNorm2dOptions(channels).momentum(bn.momentum).eps(bn.eps));
 }
 
-torch::nn::BatchNorm2d make_batch_norm(int64_t channels, const BatchNormConfig& bn) {
-  return torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).momentum(bn.momentum).eps(bn.eps));
-}
-
-namespace {
-BatchNormHook& batch_norm_hook() {
-  static BatchNormHook hook;  // set between runs, read by forwards: no concurrent writers
-  return hook;
-}
-}  // namespace
-
-torch::Tensor batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) {
-  const BatchNormHook& hook = batch_norm_hook();
-  return hook ? hook(bn, x) : bn.forward(x);
-}
-
-BatchNormHook set_batch_norm_hook(BatchNormHook hook) {
-  std::swap(batch_norm_hook(), hook);
-  return hook;
+int64_t set_batch_statistics(torch::nn::Module& model, const std::shared_ptr<BatchStatistics>& statistics) {
+  int64_t n = 0;
+  for (const auto& m : model.modules()) {
+    if (auto* bn = m->as<BatchNormImpl>()) {
+      bn->set_batch_statistics(statistics);
+      ++n;
+    }
+  }
+  return n;
 }
 
 torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,
@@ -57,7 +41,7 @@ ConvNormActImpl::ConvNormActImpl(int64_t in, int64_t out, int64_t kernel, int64_
 }
 
 torch::Tensor ConvNormActImpl::forward(torch::Tensor x) {
-  x = batch_norm(*bn, conv_forward(conv, x));
+  x = bn->forward(conv->forward(x));
   switch (act_) {
     case Activation::kReLU:
       return x.relu_();

@@ -8,28 +8,45 @@
 #include <torch/nn/modules/linear.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace convnets {
-
-// Conv / linear forward that also reports multiply-accumulates to an active MacCounter.
-torch::Tensor conv_forward(torch::nn::Conv2d& conv, const torch::Tensor& x);
-torch::Tensor linear_forward(torch::nn::Linear& linear, const torch::Tensor& x);
 
 struct BatchNormConfig {
   double momentum = 0.1;  // PyTorch convention: running = (1 - momentum) * running + momentum * batch
   double eps = 1e-5;
 };
 
-torch::nn::BatchNorm2d make_batch_norm(int64_t channels, const BatchNormConfig& bn);
+// How a BatchNorm layer in training mode gets its batch statistics and normalises. The default is its own
+// batch (torch's BatchNorm2d); data parallel's SyncBatchNorm takes them over every rank's batch.
+class BatchStatistics {
+ public:
+  virtual ~BatchStatistics() = default;
+  virtual torch::Tensor forward(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) = 0;
+};
 
-// Every BatchNorm2d forward in the zoo goes through here. A process-wide hook (data parallel's SyncBatchNorm)
-// may take over modules in training mode; without one this is bn.forward(x).
-using BatchNormHook = std::function<torch::Tensor(torch::nn::BatchNorm2dImpl&, const torch::Tensor&)>;
-torch::Tensor batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x);
-// Installs `hook` (empty: none) and returns the previous one.
-BatchNormHook set_batch_norm_hook(BatchNormHook hook);
+// The zoo's BatchNorm: torch's BatchNorm2d (same parameters, buffers and state-dict names) whose
+// training-mode forward a model may hand to a BatchStatistics of its own; eval mode is always BatchNorm2d's.
+class BatchNormImpl : public torch::nn::BatchNorm2dImpl {
+ public:
+  explicit BatchNormImpl(const torch::nn::BatchNorm2dOptions& options)
+      : torch::nn::BatchNorm2dImpl(options) {}
+  torch::Tensor forward(const torch::Tensor& x);
+  void set_batch_statistics(std::shared_ptr<BatchStatistics> statistics) {
+    statistics_ = std::move(statistics);
+  }
+
+ private:
+  std::shared_ptr<BatchStatistics> statistics_;
+};
+TORCH_MODULE(BatchNorm);
+
+BatchNorm make_batch_norm(int64_t channels, const BatchNormConfig& bn);
+// Every BatchNorm of `model` takes its training-mode statistics from `statistics` (nullptr: its own batch).
+// Returns how many layers it set.
+int64_t set_batch_statistics(torch::nn::Module& model, const std::shared_ptr<BatchStatistics>& statistics);
 torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t groups = 1,
                             bool bias = false);
 
@@ -44,7 +61,7 @@ class ConvNormActImpl : public torch::nn::Module {
   torch::Tensor forward(torch::Tensor x);
 
   torch::nn::Conv2d conv{nullptr};
-  torch::nn::BatchNorm2d bn{nullptr};
+  BatchNorm bn{nullptr};
 
  private:
   Activation act_;

@@ -14,11 +14,25 @@ constexpr std::array<double, 3> kImageNetStd{0.229, 0.224, 0.225};
 ModelEntry resnet_entry(const std::string& name, std::vector<int64_t> blocks, bool bottleneck) {
   ModelEntry e;
   e.name = name;
-  e.family = "resnet";
+  e.family = ModelFamily::kResNet;
   e.data = {224, 224, 0.875, "bilinear", kImageNetMean, kImageNetStd};  // shorter side 256 -> center 224
+  // ResNet-50 v1.5 TF1 (docs/recipes.md): SGD momentum, LR per 256 images, cosine from step 0.
   e.recipe = {"resnet50_tf1",
-              "SGD momentum 0.875, lr 0.256 per 256 img, cosine from step 0, warmup 8 ep, LS 0.1, "
-              "wd 3.0517578125e-05 (no BN), 90/250 ep"};
+              {{"optimizer", "momentum"},
+               {"momentum", "0.875"},
+               {"lr_init", "0.256"},
+               {"lr_reference_batch", "256"},
+               {"lr_schedule", "cosine"},
+               {"lr_clock", "global"},
+               {"lr_warmup_epochs", "8"},
+               {"label_smoothing", "0.1"},
+               {"weight_decay", "3.0517578125e-05"},
+               {"weight_decay_exclude", "bn"},
+               {"augmentation", "none"},
+               {"crop_sampler", "distorted_bbox"},
+               {"num_iter", "90"},
+               {"batch_size", "256"},
+               {"weight_init", "fan_in"}}};
   e.dropout = 0.0;
   e.recipe_bn = e.torchvision_bn = e.timm_bn = {1e-5, 0.1};
   e.create = [blocks, bottleneck](const ModelOverrides& o) -> ConvNetPtr {
@@ -28,10 +42,6 @@ ModelEntry resnet_entry(const std::string& name, std::vector<int64_t> blocks, bo
     if (o.init_mode) options.init_mode(*o.init_mode);
     if (o.bn_momentum) options.bn_momentum(*o.bn_momentum);
     if (o.bn_eps) options.bn_eps(*o.bn_eps);
-    if (o.dropout && *o.dropout != 0.0)
-      throw std::invalid_argument("dropout: ResNets have no classifier dropout");
-    if (o.stochastic_depth && *o.stochastic_depth != 0.0)
-      throw std::invalid_argument("stochastic_depth: ResNets have no stochastic depth");
     return std::make_shared<ResNetImpl>(options);
   };
   return e;
@@ -40,17 +50,36 @@ ModelEntry resnet_entry(const std::string& name, std::vector<int64_t> blocks, bo
 ModelEntry efficientnet_entry(int b, double width, double depth, int64_t size, double dropout) {
   ModelEntry e;
   e.name = "efficientnet_b" + std::to_string(b);
-  e.family = "efficientnet";
-  // Eval: center crop S/(S+32) of the shorter side, resize to S (recipe-spec §2.5); bicubic as in the PyT
+  e.family = ModelFamily::kEfficientNet;
+  // Eval: center crop S/(S+32) of the shorter side, resize to S (docs/recipes.md); bicubic as in the PyT
   // recipe.
   e.data = {size,      size,          static_cast<double>(size) / static_cast<double>(size + 32),
             "bicubic", kImageNetMean, kImageNetStd};
+  // EfficientNet TF2 (docs/recipes.md): RMSprop with epsilon inside the square root, LR per 128 images,
+  // cosine after warmup, Keras l2 5e-6 = 1e-5 here, EMA, AutoAugment, 500 epochs. The B4 recipe (which
+  // B4..B7 train with) adds mixup 0.2 and a smaller batch for the larger images.
   const bool large = b >= 4;
-  e.recipe = {
-      large ? "efficientnet_b4_tf2" : "efficientnet_b0_tf2",
-      std::string("RMSprop(rho 0.9, mom 0.9, eps 1e-3 in sqrt), lr 0.005 per 128 img, cosine after ") +
-          "warmup 5 ep, LS 0.1, wd 1e-5 (no BN/depthwise), EMA 0.9999, AutoAugment" +
-          (large ? ", mixup 0.2" : "") + ", 500 ep"};
+  e.recipe = {large ? "efficientnet_b4_tf2" : "efficientnet_b0_tf2",
+              {{"optimizer", "rmsprop"},
+               {"rmsprop_rho", "0.9"},
+               {"momentum", "0.9"},
+               {"opt_epsilon", "0.001"},
+               {"lr_init", "0.005"},
+               {"lr_reference_batch", "128"},
+               {"lr_schedule", "cosine"},
+               {"lr_clock", "after_warmup"},
+               {"lr_warmup_epochs", "5"},
+               {"label_smoothing", "0.1"},
+               {"weight_decay", "1e-05"},
+               {"weight_decay_exclude", "bn_and_depthwise"},
+               {"ema_decay", "0.9999"},
+               {"augmentation", "autoaugment"},
+               {"crop_sampler", "distorted_bbox"},
+               {"mixup_alpha", large ? "0.2" : "0"},
+               {"mix_symmetric_max", "true"},  // the TF2 recipe's mixup: lambda = max(lambda, 1 - lambda)
+               {"num_iter", "500"},
+               {"batch_size", large ? "160" : "1024"},
+               {"weight_init", "fan_out"}}};
   e.dropout = dropout;
   e.recipe_bn = {1e-3, 0.01};  // TF's BatchNormalization(epsilon=1e-3, momentum=0.99)
   e.torchvision_bn = b >= 5 ? BatchNormDefaults{1e-3, 0.01} : BatchNormDefaults{1e-5, 0.1};
@@ -61,10 +90,6 @@ ModelEntry efficientnet_entry(int b, double width, double depth, int64_t size, d
     if (o.stochastic_depth) options.stochastic_depth(*o.stochastic_depth);
     if (o.bn_momentum) options.bn_momentum(*o.bn_momentum);
     if (o.bn_eps) options.bn_eps(*o.bn_eps);
-    if (o.zero_init_residual && *o.zero_init_residual)
-      throw std::invalid_argument("zero_init_residual: only ResNets support it");
-    if (o.init_mode && *o.init_mode != FanMode::kFanOut)
-      throw std::invalid_argument("init_mode: EfficientNet's recipe init is fan_out only");
     return std::make_shared<EfficientNetImpl>(options);
   };
   return e;
@@ -111,10 +136,25 @@ const ModelEntry& find_model(const std::string& name) {
   throw std::invalid_argument("unknown architecture '" + name + "'; expected one of: " + allowed);
 }
 
+void check_model_overrides(const ModelEntry& entry, const ModelOverrides& o) {
+  if (o.num_classes && *o.num_classes < 1)
+    throw std::invalid_argument("num_classes must be >= 1, got " + std::to_string(*o.num_classes));
+  if (entry.family == ModelFamily::kResNet) {
+    if (o.dropout && *o.dropout > 0)
+      throw std::invalid_argument("dropout: ResNets have no classifier dropout");
+    if (o.stochastic_depth && *o.stochastic_depth > 0)
+      throw std::invalid_argument("stochastic_depth: ResNets have no stochastic depth");
+  } else {
+    if (o.zero_init_residual && *o.zero_init_residual)
+      throw std::invalid_argument("zero_init_residual: only ResNets support it");
+    if (o.init_mode && *o.init_mode != FanMode::kFanOut)
+      throw std::invalid_argument("weight_init: EfficientNet's recipe init is fan_out only");
+  }
+}
+
 ConvNetPtr create_model(const std::string& name, const ModelOverrides& overrides) {
   const ModelEntry& entry = find_model(name);
-  if (overrides.num_classes && *overrides.num_classes < 1)
-    throw std::invalid_argument("num_classes must be >= 1, got " + std::to_string(*overrides.num_classes));
+  check_model_overrides(entry, overrides);
   return entry.create(overrides);
 }
 

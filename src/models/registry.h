@@ -19,10 +19,12 @@ struct DataDefaults {
   std::array<double, 3> std;
 };
 
-// The seed recipe a model trains with by default (recipe-spec §1.8 / §2.8), in PyTorch conventions.
+// The seed recipe a model trains with by default (docs/recipes.md), in PyTorch conventions: configuration
+// keys and their values, applied over RunConfig's defaults by default_config() and printed by
+// `convnets models -v`. A recipe file or flags override them.
 struct RecipeDefaults {
   std::string name;
-  std::string summary;
+  std::vector<std::pair<std::string, std::string>> values;
 };
 
 // Architecture knobs a caller may override; unset fields keep the entry's defaults.
@@ -41,9 +43,11 @@ struct BatchNormDefaults {
   double eps, momentum;
 };
 
+enum class ModelFamily { kResNet, kEfficientNet };
+
 struct ModelEntry {
   std::string name;
-  std::string family;  // "resnet" | "efficientnet"
+  ModelFamily family;
   DataDefaults data;
   RecipeDefaults recipe;
   double dropout;  // classifier dropout (0 for ResNets)
@@ -59,5 +63,8 @@ std::vector<std::string> model_names();
 // Throws std::invalid_argument naming the allowed architectures when `name` is unknown.
 const ModelEntry& find_model(const std::string& name);
 ConvNetPtr create_model(const std::string& name, const ModelOverrides& overrides = {});
+// Throws std::invalid_argument naming the knob when `overrides` asks `entry` for something its family does
+// not have (dropout on a ResNet, zero_init_residual on an EfficientNet, ...). create_model checks this too.
+void check_model_overrides(const ModelEntry& entry, const ModelOverrides& overrides);
 
 }  // namespace convnets

@@ -16,9 +16,9 @@ void make_downsample(Block& block, int64_t in, int64_t out, int64_t stride, cons
   block.register_module("downsample", downsample);
 }
 
-torch::Tensor shortcut(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, const torch::Tensor& x) {
+torch::Tensor shortcut(torch::nn::Conv2d& conv, BatchNorm& bn, const torch::Tensor& x) {
   if (conv.is_empty()) return x;
-  return batch_norm(*bn, conv_forward(conv, x));
+  return bn->forward(conv->forward(x));
 }
 
 }  // namespace
@@ -32,8 +32,8 @@ BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t width, int64_t stride, const 
 }
 
 torch::Tensor BasicBlockImpl::forward(torch::Tensor x) {
-  torch::Tensor out = batch_norm(*bn1, conv_forward(conv1, x)).relu_();
-  out = batch_norm(*bn2, conv_forward(conv2, out));
+  torch::Tensor out = bn1->forward(conv1->forward(x)).relu_();
+  out = bn2->forward(conv2->forward(out));
   out += shortcut(down_conv, down_bn, x);
   return out.relu_();
 }
@@ -49,9 +49,9 @@ BottleneckImpl::BottleneckImpl(int64_t in, int64_t width, int64_t stride, const 
 }
 
 torch::Tensor BottleneckImpl::forward(torch::Tensor x) {
-  torch::Tensor out = batch_norm(*bn1, conv_forward(conv1, x)).relu_();
-  out = batch_norm(*bn2, conv_forward(conv2, out)).relu_();
-  out = batch_norm(*bn3, conv_forward(conv3, out));
+  torch::Tensor out = bn1->forward(conv1->forward(x)).relu_();
+  out = bn2->forward(conv2->forward(out)).relu_();
+  out = bn3->forward(conv3->forward(out));
   out += shortcut(down_conv, down_bn, x);
   return out.relu_();
 }
@@ -65,7 +65,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : ConvNetImpl("ResNet"), op
       "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)));
   bn1 = register_module("bn1", make_batch_norm(64, bn));
   stages_.push_back({"stem", {conv1.ptr(), bn1.ptr()}, [this](const torch::Tensor& x) {
-                       auto y = batch_norm(*bn1, conv_forward(conv1, x)).relu_();
+                       auto y = bn1->forward(conv1->forward(x)).relu_();
                        return torch::max_pool2d(y, 3, 2, 1);
                      }});
 
@@ -91,7 +91,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : ConvNetImpl("ResNet"), op
   fc = register_module("fc", torch::nn::Linear(512 * expansion, options.num_classes()));
   stages_.push_back({"head", {fc.ptr()}, [this](const torch::Tensor& x) {
                        auto pooled = x.mean({2, 3});  // adaptive average pool to 1x1, flattened
-                       return linear_forward(fc, pooled);
+                       return fc->forward(pooled);
                      }});
   reset_parameters();
 }

@@ -25,12 +25,12 @@ class BasicBlockImpl : public torch::nn::Module {
   static constexpr int64_t kExpansion = 1;
   BasicBlockImpl(int64_t in, int64_t width, int64_t stride, const BatchNormConfig& bn);
   torch::Tensor forward(torch::Tensor x);
-  torch::nn::BatchNorm2d last_bn() const { return bn2; }
+  BatchNorm last_bn() const { return bn2; }
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
-  torch::nn::Conv2d down_conv{nullptr};     // registered as downsample.0
-  torch::nn::BatchNorm2d down_bn{nullptr};  // registered as downsample.1
+  BatchNorm bn1{nullptr}, bn2{nullptr};
+  torch::nn::Conv2d down_conv{nullptr};  // registered as downsample.0
+  BatchNorm down_bn{nullptr};            // registered as downsample.1
 };
 TORCH_MODULE(BasicBlock);
 
@@ -40,12 +40,12 @@ class BottleneckImpl : public torch::nn::Module {
   static constexpr int64_t kExpansion = 4;
   BottleneckImpl(int64_t in, int64_t width, int64_t stride, const BatchNormConfig& bn);
   torch::Tensor forward(torch::Tensor x);
-  torch::nn::BatchNorm2d last_bn() const { return bn3; }
+  BatchNorm last_bn() const { return bn3; }
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  BatchNorm bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Conv2d down_conv{nullptr};
-  torch::nn::BatchNorm2d down_bn{nullptr};
+  BatchNorm down_bn{nullptr};
 };
 TORCH_MODULE(Bottleneck);
 
@@ -56,7 +56,7 @@ class ResNetImpl : public ConvNetImpl {
   const ResNetOptions& options() const { return options_; }
 
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  BatchNorm bn1{nullptr};
   std::vector<torch::nn::Sequential> layers;  // layer1..layer4
   torch::nn::Linear fc{nullptr};
 

@@ -1,22 +1,15 @@
-// Training checkpoints: one torch.save-compatible file of sections ({"state_dict": model, "ema_state_dict",
-// "optimizer", "meta", ...}), written atomically; Python reads it with torch.load(weights_only=True) and
-// ckpt["state_dict"] loads into torchvision. The manager keeps the last K and the best.
+// Training checkpoints in a model_dir: the manager writes them (keeping the last K and the best), resume
+// validates one against the run before anything is loaded, and the CPU generator's state travels in them.
+// The file format is run/checkpoint_file.h's.
 #pragma once
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "util/torch_file.h"
+#include "run/checkpoint_file.h"
 
 namespace convnets {
-
-void save_checkpoint(const std::string& path, const TensorSections& sections,
-                     const WeightsMetadata& metadata = {});
-TensorSections load_checkpoint(const std::string& path);
-const NamedTensors& section(const TensorSections& sections, const std::string& name);  // throws naming it
-const NamedTensors* find_section(const TensorSections& sections,
-                                 const std::string& name);  // nullptr if absent
 
 // The state of torch's default CPU generator (dropout, stochastic depth), for bit-identical resumes.
 torch::Tensor cpu_rng_state();
@@ -58,6 +51,7 @@ class CheckpointManager {
   // The best metric so far (restored on resume, so best.pt is only replaced by a better one).
   void set_best(double metric) { best_ = metric; }
   std::optional<double> best() const { return best_; }
+  const std::string& directory() const { return directory_; }
 
  private:
   std::string directory_;

@@ -1,4 +1,4 @@
-// Exponential moving average of a model's weights and BN statistics (EfficientNet recipe, recipe-spec §2.4):
+// Exponential moving average of a model's weights and BN statistics (EfficientNet recipe, docs/recipes.md):
 // after optimizer update t (1-based), d = min(decay, (1 + t) / (10 + t)) and ema <- ema - (1 - d)(ema - w).
 // Decision: the average starts as a copy of the weights (as the PyTorch recipe does), not TF's zeros, which
 // only the dynamic decay's first steps hide.

@@ -1,19 +1,20 @@
-// Learning-rate schedules of the recipes, evaluated per optimizer step (recipe-spec §1.4, §2.4).
+// Learning-rate schedules of the recipes, evaluated per optimizer step (docs/recipes.md: ResNet-50 TF1 and
+// EfficientNet TF2 schedules and their clocks).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace convnets {
+#include "run/config.h"
 
-struct TrainConfig;
+namespace convnets {
 
 // Linear scaling: lr_init per `reference_batch` images (256 for ResNet, 128 for EfficientNet), global batch
 // including gradient accumulation.
 double scaled_learning_rate(double lr_init, int64_t global_batch, int64_t reference_batch);
 
 struct LrSchedule {
-  enum class Kind { kConstant, kCosine, kStep, kExponential };
+  using Kind = LrScheduleKind;
   Kind kind = Kind::kCosine;
   double base = 0.1;         // already scaled
   int64_t warmup_steps = 0;  // lr = base * step / warmup_steps before (starts at 0)
@@ -27,17 +28,12 @@ struct LrSchedule {
   double decay_interval = 1;
 
   double at(int64_t step) const;
-  // The recipes' ready-made schedules from epochs and updates per epoch.
-  static LrSchedule resnet_tf1(double base, int64_t steps_per_epoch, double warmup_epochs,
-                               int64_t total_steps, bool cosine);
-  static LrSchedule efficientnet_tf2(double base, int64_t updates_per_epoch, double warmup_epochs,
-                                     int64_t max_epochs,
-                                     const std::string& decay);  // "cosine" | "exponential"
-};
 
-// The schedule a run trains with: the config's kind and clock, warmup in updates, the cosine reaching 0 at
-// the last update with either clock (ResNet TF1: the decay sees step 0..T; EfficientNet TF2: step - warmup).
-LrSchedule make_schedule(const TrainConfig& config, double base, int64_t updates_per_epoch,
-                         int64_t total_updates);
+  // The schedule a run trains with: the config's kind and clock, warmup in updates, the cosine reaching 0 at
+  // the last update with either clock (ResNet TF1: the decay sees step 0..T; EfficientNet TF2: step -
+  // warmup). `base` is the scaled learning rate.
+  static LrSchedule from_config(const ScheduleConfig& config, double base, int64_t updates_per_epoch,
+                                int64_t total_updates);
+};
 
 }  // namespace convnets

@@ -13,7 +13,6 @@
 #include <stdexcept>
 
 #include "train/param_groups.h"
-#include "train/train_config.h"
 
 namespace convnets {
 namespace {
@@ -171,14 +170,19 @@ void AdamW::step(double lr) {
   }
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, const torch::nn::Module& model) {
-  const DecayPolicy policy = c.weight_decay_exclude == "bn_and_depthwise"
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& c, const torch::nn::Module& model) {
+  const DecayPolicy policy = c.weight_decay_exclude == WeightDecayExclude::kBatchNormAndDepthwise
                                  ? DecayPolicy::kAllButBatchNormAndDepthwise
                                  : DecayPolicy::kAllButBatchNorm;
   auto groups = weight_decay_groups(model, policy, c.weight_decay);
-  if (c.optimizer == "rmsprop")
-    return std::make_unique<KerasRmsprop>(groups, c.rmsprop_rho, c.momentum, c.opt_epsilon);
-  if (c.optimizer == "adamw") return std::make_unique<AdamW>(groups, c.beta1, c.beta2, c.opt_epsilon);
+  switch (c.optimizer) {
+    case OptimizerKind::kRmsprop:
+      return std::make_unique<KerasRmsprop>(groups, c.rmsprop_rho, c.momentum, c.opt_epsilon);
+    case OptimizerKind::kAdamw:
+      return std::make_unique<AdamW>(groups, c.beta1, c.beta2, c.opt_epsilon);
+    case OptimizerKind::kMomentum:
+      break;
+  }
   return std::make_unique<MomentumSgd>(groups, c.momentum, c.nesterov);
 }
 

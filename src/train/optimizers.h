@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "run/config.h"
 #include "util/state_dict.h"
 
 namespace convnets {
@@ -89,8 +90,7 @@ class AdamW : public Optimizer {
   std::vector<std::vector<torch::Tensor>> m_, v_;
 };
 
-struct TrainConfig;
 // The optimizer a run trains with (the config's update rule and weight-decay groups over `model`).
-std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& config, const torch::nn::Module& model);
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& config, const torch::nn::Module& model);
 
 }  // namespace convnets

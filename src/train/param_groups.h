@@ -1,4 +1,4 @@
-// Which parameters get L2 weight decay, per recipe (recipe-spec §1.4, §2.4, §5).
+// Which parameters get L2 weight decay, per recipe (docs/recipes.md).
 #pragma once
 #include <torch/nn/module.h>
 

@@ -19,13 +19,42 @@ NamedTensors cpu_copy(const NamedTensors& tensors) {
 // The loss scaler's state by name (older files wrote the same three names in this order).
 constexpr const char* kScalerNames[] = {"scale", "growth_tracker", "skipped"};
 
+std::unique_ptr<GradScaler> make_scaler(const RunConfig& config, const RunDevice& device) {
+  if (!device.loss_scaling) return nullptr;
+  GradScalerOptions so;
+  if (config.precision.static_loss_scale > 0) {
+    so.init_scale = config.precision.static_loss_scale;
+    so.dynamic = false;
+  }
+  return std::make_unique<GradScaler>(so);
+}
+
+TrainStepOptions step_options(const RunConfig& config, const RunDevice& device) {
+  TrainStepOptions o;
+  o.accumulation_steps = static_cast<int>(config.optim.grad_accum_steps);
+  o.grad_clip_norm = config.optim.grad_clip_norm;
+  o.autocast_dtype = device.autocast;
+  return o;
+}
+
 }  // namespace
+
+TrainState::TrainState(ConvNetPtr model, const RunConfig& config, const RunDevice& device,
+                       GradReducer* reducer)
+    : model_(std::move(model)),
+      optimizer_(make_optimizer(config.optim, *model_)),
+      scaler_(make_scaler(config, device)),
+      ema_(config.optim.ema_decay > 0 ? std::make_unique<ModelEma>(*model_, config.optim.ema_decay)
+                                      : nullptr),
+      step_(model_, *optimizer_, step_options(config, device), scaler_.get(), ema_.get()) {
+  step_.set_reducer(reducer);
+}
 
 TensorSections TrainState::to_sections(const TrainPosition& at, const torch::Tensor& rank_rng_states) const {
   TensorSections s;
-  s.emplace_back("state_dict", cpu_copy(state_dict(model_)));
+  s.emplace_back("state_dict", cpu_copy(state_dict(*model_)));
   if (ema_) s.emplace_back("ema_state_dict", cpu_copy(ema_->state()));
-  s.emplace_back("optimizer", cpu_copy(optimizer_.state()));
+  s.emplace_back("optimizer", cpu_copy(optimizer_->state()));
   if (scaler_) {
     const auto st = scaler_->state();
     NamedTensors named;
@@ -52,11 +81,11 @@ TensorSections TrainState::to_sections(const TrainPosition& at, const torch::Ten
 }
 
 RestoredState TrainState::load(const TensorSections& ckpt, const std::string& path,
-                               const ResumeExpectations& expect, int rank, int world) const {
+                               const ResumeExpectations& expect, int rank, int world) {
   RestoredState restored;
   restored.at = check_training_checkpoint(ckpt, path, expect);
-  load_state_dict(model_, section(ckpt, "state_dict"));
-  optimizer_.load_state(section(ckpt, "optimizer"));
+  load_state_dict(*model_, section(ckpt, "state_dict"));
+  optimizer_->load_state(section(ckpt, "optimizer"));
   if (ema_) ema_->load_state(section(ckpt, "ema_state_dict"));
   if (scaler_) {
     const NamedTensors& saved = section(ckpt, "scaler");
@@ -78,6 +107,7 @@ RestoredState TrainState::load(const TensorSections& ckpt, const std::string& pa
   for (const auto& [n, t] : section(ckpt, "meta")) {
     if (n == "best_top1" && t.numel() == 1) restored.best_top1 = t.item<double>();
   }
+  step_.set_updates(restored.at.updates);
   return restored;
 }
 

@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "train/autocast.h"
+#include "run/autocast.h"
 #include "train/loss.h"
 
 namespace convnets {

@@ -1,7 +1,6 @@
 #include "util/dllogger.h"
 
 #include <ctime>
-#include <iostream>
 #include <stdexcept>
 
 #include "util/file_io.h"
@@ -61,8 +60,8 @@ std::string dllogger_line(double unix_time, double elapsed, const std::string& t
   return "DLLL " + j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-DlLogger::DlLogger(const std::string& json_path, bool echo_to_stdout)
-    : echo_(echo_to_stdout), start_(std::chrono::steady_clock::now()) {
+DlLogger::DlLogger(const std::string& json_path, Console* echo)
+    : echo_(echo), start_(std::chrono::steady_clock::now()) {
   if (!json_path.empty()) {
     file_ = open_output_file(json_path, "a");  // no symbolic link followed; throws naming the path
   }
@@ -103,7 +102,7 @@ void DlLogger::log(const nlohmann::json& step, const nlohmann::json& data, bool 
     const auto u = units_.find(key);
     if (u != units_.end()) out += " " + u->second;
   }
-  std::cout << out << std::endl;
+  echo_->info(out);
 }
 
 void DlLogger::flush() {

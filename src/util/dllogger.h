@@ -1,6 +1,6 @@
 // DLLogger-compatible logging (NVIDIA/dllogger's JSONStreamBackend and StdOutBackend): JSON lines
 // `DLLL {"timestamp", "datetime", "elapsedtime", "type", "step", "data"}` in a file, and `DLL <datetime> -
-// <step> key : value unit ...` on stdout for the lines that are echoed.
+// <step> key : value unit ...` on the console for the lines that are echoed.
 #pragma once
 #include <chrono>
 #include <cstdio>
@@ -8,12 +8,15 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "util/console.h"
+
 namespace convnets {
 
 class DlLogger {
  public:
-  // `json_path` empty: no file. Appends, so a resumed run continues its log.
-  DlLogger(const std::string& json_path, bool echo_to_stdout);
+  // `json_path` empty: no file. Appends, so a resumed run continues its log. `echo`: where the lines that
+  // are echoed go (StdOutBackend's format); nullptr: nowhere.
+  DlLogger(const std::string& json_path, Console* echo);
   ~DlLogger();
   DlLogger(const DlLogger&) = delete;
   DlLogger& operator=(const DlLogger&) = delete;
@@ -25,7 +28,7 @@ class DlLogger {
 
  private:
   std::FILE* file_ = nullptr;
-  bool echo_;
+  Console* echo_;
   std::chrono::steady_clock::time_point start_;
   std::map<std::string, std::string> units_;
 };

@@ -1,7 +1,5 @@
 #include "util/progress_line.h"
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
 
@@ -36,11 +34,11 @@ std::string render_progress(const std::string& label, int64_t done, int64_t tota
   return out;
 }
 
-ProgressLine::ProgressLine(std::string label, int64_t total, int64_t start_at)
-    : label_(std::move(label)),
+ProgressLine::ProgressLine(Console& console, std::string label, int64_t total, int64_t start_at)
+    : console_(console),
+      label_(std::move(label)),
       total_(total),
       start_at_(start_at),
-      tty_(isatty(STDOUT_FILENO) == 1),
       start_(std::chrono::steady_clock::now()) {}
 
 void ProgressLine::update(int64_t done, const std::string& stats) {
@@ -48,20 +46,11 @@ void ProgressLine::update(int64_t done, const std::string& stats) {
   const int64_t progressed = done - start_at_;
   const double eta =
       progressed > 0 ? elapsed / static_cast<double>(progressed) * static_cast<double>(total_ - done) : -1;
-  const std::string line = render_progress(label_, done, total_, eta, stats);
-  if (tty_) {
-    std::printf("\r%s\x1b[K", line.c_str());
-    drawn_ = true;
-  } else {
-    std::printf("%s\n", line.c_str());
-  }
-  std::fflush(stdout);
+  console_.progress(render_progress(label_, done, total_, eta, stats));
 }
 
 void ProgressLine::finish() {
-  if (tty_ && drawn_) std::printf("\n");
-  drawn_ = false;
-  std::fflush(stdout);
+  console_.end_progress();
 }
 
 }  // namespace convnets

@@ -5,19 +5,20 @@
 #include <cstdint>
 #include <string>
 
+#include "util/console.h"
+
 namespace convnets {
 
 class ProgressLine {
  public:
-  ProgressLine(std::string label, int64_t total, int64_t start_at = 0);
+  ProgressLine(Console& console, std::string label, int64_t total, int64_t start_at = 0);
   void update(int64_t done, const std::string& stats);
   void finish();  // ends a terminal line
 
  private:
+  Console& console_;
   std::string label_;
   int64_t total_, start_at_;
-  bool tty_;
-  bool drawn_ = false;
   std::chrono::steady_clock::time_point start_;
 };
 

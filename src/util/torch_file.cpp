@@ -149,6 +149,28 @@ std::string torch_sections_bytes(const TensorSections& sections, const WeightsMe
   return torch_archive(pickle::dump_sections(cpu), storages, metadata);
 }
 
+bool is_torch_zip(std::string_view bytes) {
+  return bytes.size() >= 2 && bytes.substr(0, 2) == "PK";
+}
+
+std::optional<TensorSections> torch_sections_if_checkpoint(std::string_view bytes,
+                                                           const std::string& context) {
+  const pickle::ValuePtr root = parse_torch_file(bytes, context);
+  if (root->kind != pickle::Value::Kind::kDict) return std::nullopt;
+  TensorSections out;
+  for (size_t k = 0; k + 1 < root->items.size(); k += 2) {
+    const auto& key = root->items[k];
+    const auto& value = root->items[k + 1];
+    if (!key->is_string() || value->kind != pickle::Value::Kind::kDict) return std::nullopt;
+    for (size_t i = 1; i < value->items.size(); i += 2) {
+      if (value->items[i]->kind != pickle::Value::Kind::kTensor || !value->items[i - 1]->is_string())
+        return std::nullopt;
+    }
+    out.emplace_back(key->s, tensors_of(value, context, "section '" + key->s + "' "));
+  }
+  return out;
+}
+
 TensorSections torch_sections_from_bytes(std::string_view bytes, const std::string& context) {
   const pickle::ValuePtr root = parse_torch_file(bytes, context);
   if (root->kind != pickle::Value::Kind::kDict)

@@ -2,6 +2,7 @@
 // so that torch.load(weights_only=True) accepts it.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,12 @@ using TensorSections = std::vector<std::pair<std::string, NamedTensors>>;
 std::string torch_sections_bytes(const TensorSections& sections, const WeightsMetadata& metadata = {});
 // Every top-level entry must be a dict of tensors; throws naming the file and the offending entry.
 TensorSections torch_sections_from_bytes(std::string_view bytes, const std::string& context);
+// Whether `bytes` are a zip-format torch.save file (else, e.g., safetensors).
+bool is_torch_zip(std::string_view bytes);
+// The sections when the file's top level is a dict of dicts of tensors (a training checkpoint), nullopt
+// when it holds anything else (a state dict, a foreign checkpoint); throws only for a damaged file.
+std::optional<TensorSections> torch_sections_if_checkpoint(std::string_view bytes,
+                                                           const std::string& context);
 
 // Writes {name: tensor} (contiguous CPU copies) as a torch.save-compatible zip, atomically.
 void save_torch_state_dict(const std::string& path, const NamedTensors& tensors,

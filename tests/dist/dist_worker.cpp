@@ -28,7 +28,7 @@
 #include "dist/process_group.h"
 #include "dist/sync_batch_norm.h"
 #include "models/layers.h"
-#include "train/autocast.h"
+#include "run/autocast.h"
 #include "train/grad_scaler.h"
 #include "util/weights.h"
 
@@ -37,7 +37,7 @@ namespace {
 struct NetImpl : torch::nn::Module {
   NetImpl() {
     conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)));
-    bn = register_module("bn", torch::nn::BatchNorm2d(8));
+    bn = register_module("bn", convnets::BatchNorm(torch::nn::BatchNorm2dOptions(8)));
     unused = register_module("unused", torch::nn::Linear(4, 4));  // never gets a gradient
     fc = register_module("fc", torch::nn::Linear(8 * 8 * 8, 5));
   }
@@ -45,12 +45,12 @@ struct NetImpl : torch::nn::Module {
     // Default: BatchNorm off the gradient path (batch statistics would differ between a per-rank batch and
     // the big batch); its running statistics are set by hand per rank to test averaging.
     x = conv->forward(x);
-    if (bn_train) x = convnets::batch_norm(*bn, x);
+    if (bn_train) x = bn->forward(x);
     return fc->forward(torch::relu(x).flatten(1));
   }
   bool bn_train = false;
   torch::nn::Conv2d conv{nullptr};
-  torch::nn::BatchNorm2d bn{nullptr};
+  convnets::BatchNorm bn{nullptr};
   torch::nn::Linear unused{nullptr}, fc{nullptr};
 };
 TORCH_MODULE(Net);
@@ -108,8 +108,15 @@ int run(int argc, char** argv) {
   torch::set_num_threads(1);
   const convnets::DistEnv env = convnets::detect_dist_env(convnets::process_env());
   convnets::ProcessGroupOptions po;
-  po.backend = backend;
+  if (backend != "gloo" && backend != "nccl") throw std::invalid_argument("--backend: gloo or nccl");
+  po.backend = backend == "nccl" ? convnets::DistBackend::kNccl : convnets::DistBackend::kGloo;
   po.timeout = std::chrono::seconds(timeout_s);
+  // As the app does: a failed collective prints the fault report and ends the process at once.
+  po.on_fault = [](const std::string& report) {
+    std::cout << std::flush;
+    std::cerr << "\n" << report << std::endl;
+    std::_Exit(1);
+  };
   if (device_name != "cpu" && device_name != "cuda") throw std::invalid_argument("--device: cpu or cuda");
   const torch::Device device =
       device_name == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
@@ -135,14 +142,18 @@ int run(int argc, char** argv) {
     net->bn->running_mean.fill_(static_cast<double>(env.rank));
     convnets::average_module_buffers(*net, *group);
   }
-  std::unique_ptr<convnets::SyncBatchNormScope> sync;
-  if (sync_bn) sync = std::make_unique<convnets::SyncBatchNormScope>(*group);
+  if (sync_bn) convnets::use_sync_batch_norm(*net, *group);
 
   std::vector<torch::Tensor> params;
   for (const auto& p : net->parameters()) params.push_back(p);
   convnets::GradReducerOptions ro;
   ro.bucket_bytes = bucket_kb * 1024;
-  ro.compression = compression;
+  if (compression == "fp16")
+    ro.compression = convnets::GradCompression::kFp16;
+  else if (compression == "bf16")
+    ro.compression = convnets::GradCompression::kBf16;
+  else if (compression != "none")
+    throw std::invalid_argument("--compression: none, fp16 or bf16");
   convnets::GradReducer reducer(params, *group, ro);
   torch::optim::SGD opt(params, torch::optim::SGDOptions(0.1).momentum(0.9));
   std::unique_ptr<convnets::GradScaler> scaler;

@@ -35,14 +35,14 @@
 #include "data/tfrecord.h"
 #include "data/tfrecord_dataset.h"
 #include "models/registry.h"
+#include "run/autocast.h"
+#include "run/model_setup.h"
 #include "test_support.h"
-#include "train/autocast.h"
 #include "train/ema.h"
 #include "train/grad_scaler.h"
 #include "train/loss.h"
 #include "train/optimizers.h"
 #include "train/param_groups.h"
-#include "train/run_setup.h"
 #include "train/train_step.h"
 #include "util/file_io.h"
 #include "util/state_dict.h"
@@ -92,7 +92,8 @@ struct NoTf32 {
 ModelOverrides deterministic(const std::string& arch) {
   ModelOverrides o;
   o.num_classes = 1000;
-  if (find_model(arch).family == "efficientnet") {  // no random masks: CPU and CUDA draw differently
+  if (find_model(arch).family ==
+      ModelFamily::kEfficientNet) {  // no random masks: CPU and CUDA draw differently
     o.dropout = 0;
     o.stochastic_depth = 0;
   }

@@ -44,7 +44,7 @@ TEST(EfficientNet, DropConnectRisesLinearlyToPointTwo) {
   const auto blocks = blocks_of(*model);
   ASSERT_EQ(blocks.size(), 16u);
   for (size_t i = 0; i < blocks.size(); ++i) EXPECT_DOUBLE_EQ(blocks[i]->drop_rate(), 0.2 * i / 16.0) << i;
-  // Residual blocks per recipe-spec §2.3: indices 2,4,6,7,9,10,12,13,14.
+  // Residual blocks per docs/recipes.md: indices 2,4,6,7,9,10,12,13,14.
   std::vector<size_t> residual;
   for (size_t i = 0; i < blocks.size(); ++i) {
     if (blocks[i]->has_residual()) residual.push_back(i);

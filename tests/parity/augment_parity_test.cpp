@@ -64,7 +64,7 @@ TEST(AugmentOps, CutoutPastesAGreySquareAndPosterizeZeroBitsKeepsOne) {
   EXPECT_EQ(ramp.pixels[3 * 200], 128);
 }
 
-// Every op's level -> argument mapping at every level 0..10, against the spec's table (recipe-spec §2.5),
+// Every op's level -> argument mapping at every level 0..10, against the spec's table (docs/recipes.md),
 // with both constant sets (AutoAugment 100 / 250, RandAugment 40 / 100); the signed ops take both signs.
 TEST(AugmentPolicies, EveryOpsLevelMappingFollowsTheSpec) {
   using O = AugmentOp;

@@ -1,4 +1,4 @@
-"""EMA reference from recipe-spec §2.4 in float64: after update t (1-based), d = min(decay, (1+t)/(10+t)),
+"""EMA reference from docs/recipes.md in float64: after update t (1-based), d = min(decay, (1+t)/(10+t)),
 ema <- ema - (1 - d) (ema - w); starting from a copy of the first weights. Reads weights[T, N] and decay."""
 import sys
 

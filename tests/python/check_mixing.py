@@ -1,4 +1,4 @@
-"""Reference mixup / cutmix written from recipe-spec §1.4 / §2.5 in NumPy, applied to the batch, partners,
+"""Reference mixup / cutmix written from docs/recipes.md in NumPy, applied to the batch, partners,
 lambdas and boxes the C++ side drew; compares with the C++ outputs. Exit status 0 when they agree."""
 import sys
 

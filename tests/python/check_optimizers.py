@@ -1,4 +1,4 @@
-"""Reference optimizer and learning-rate trajectories written from recipe-spec §1.4 / §2.4 in float64 NumPy.
+"""Reference optimizer and learning-rate trajectories written from docs/recipes.md in float64 NumPy.
 Objective: sum(a * w^2 + b * sin(w)), gradient 2 a w + b cos(w). Reads the C++ side's initial weights and
 cases, writes each case's per-step learning rates and weights after every step."""
 import json

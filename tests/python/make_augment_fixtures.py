@@ -1,4 +1,4 @@
-"""PIL references for every AutoAugment / RandAugment op, written from recipe-spec §2.5: the op applied with
+"""PIL references for every AutoAugment / RandAugment op, written from docs/recipes.md: the op applied with
 a fixed, already-mapped argument to a photo-like image (geometric ops: nearest neighbour, fill 128)."""
 import argparse
 import os

@@ -10,10 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "models/registry.h"
+#include "run/config.h"
 #include "test_support.h"
 #include "train/lr_schedule.h"
 #include "train/param_groups.h"
-#include "train/train_config.h"
 #include "util/safetensors.h"
 
 namespace convnets {
@@ -31,6 +31,25 @@ nlohmann::json schedule_json(const LrSchedule& s) {
           {"interval", s.decay_interval}};
 }
 
+// The recipes' schedules as production builds them (LrSchedule::from_config): ResNet TF1 (warmup from 0,
+// the decay clock from step 0; cosine over every step, or the 30/60/80/90-epoch steps) and EfficientNet TF2
+// (the decay clock after warmup; cosine over the epochs after warmup, or 0.97 every 2.4 epochs).
+LrSchedule resnet_tf1(double base, int64_t steps_per_epoch, double warmup_epochs, int64_t total_steps,
+                      bool cosine) {
+  ScheduleConfig c = default_config("resnet50").schedule;
+  c.lr_warmup_epochs = warmup_epochs;
+  c.lr_schedule = cosine ? LrScheduleKind::kCosine : LrScheduleKind::kStep;
+  return LrSchedule::from_config(c, base, steps_per_epoch, total_steps);
+}
+
+LrSchedule efficientnet_tf2(double base, int64_t updates_per_epoch, double warmup_epochs, int64_t max_epochs,
+                            const std::string& decay) {
+  RunConfig config = default_config("efficientnet_b0");
+  set_config_value(config, "lr_schedule", decay, "test");
+  config.schedule.lr_warmup_epochs = warmup_epochs;
+  return LrSchedule::from_config(config.schedule, base, updates_per_epoch, max_epochs * updates_per_epoch);
+}
+
 }  // namespace
 
 // 300-step trajectories of every optimizer under every recipe schedule equal the spec's formulas (float64).
@@ -46,12 +65,11 @@ TEST(Optimizers, TrajectoriesMatchPythonReference) {
   };
   const int64_t steps = 300;
   std::vector<Case> cases = {
-      {"rn50_sgd_cosine", "sgd", LrSchedule::resnet_tf1(0.256 * 2048 / 256, 3, 8, steps, true),
-       3.0517578125e-05},
-      {"rn50_sgd_step", "sgd", LrSchedule::resnet_tf1(0.1, 1, 5, steps, false), 1e-4},
-      {"effnet_rmsprop_cosine", "rmsprop", LrSchedule::efficientnet_tf2(0.016, 2, 5, 150, "cosine"), 1e-5},
-      {"effnet_rmsprop_exp", "rmsprop", LrSchedule::efficientnet_tf2(0.016, 4, 5, 75, "exponential"), 1e-5},
-      {"adamw_cosine", "adamw", LrSchedule::efficientnet_tf2(0.01, 3, 2, 100, "cosine"), 0.01},
+      {"rn50_sgd_cosine", "sgd", resnet_tf1(0.256 * 2048 / 256, 3, 8, steps, true), 3.0517578125e-05},
+      {"rn50_sgd_step", "sgd", resnet_tf1(0.1, 1, 5, steps, false), 1e-4},
+      {"effnet_rmsprop_cosine", "rmsprop", efficientnet_tf2(0.016, 2, 5, 150, "cosine"), 1e-5},
+      {"effnet_rmsprop_exp", "rmsprop", efficientnet_tf2(0.016, 4, 5, 75, "exponential"), 1e-5},
+      {"adamw_cosine", "adamw", efficientnet_tf2(0.01, 3, 2, 100, "cosine"), 0.01},
   };
   testing::ScratchDir dir;
   nlohmann::json config;
@@ -94,17 +112,17 @@ TEST(Optimizers, TrajectoriesMatchPythonReference) {
 
 TEST(LrSchedule, RecipeClocks) {
   // RN50: warmup from 0, cosine clock from step 0 over all steps.
-  const auto rn = LrSchedule::resnet_tf1(2.048, 625, 8, 56250, true);
+  const auto rn = resnet_tf1(2.048, 625, 8, 56250, true);
   EXPECT_EQ(rn.warmup_steps, 5000);
   EXPECT_DOUBLE_EQ(rn.at(0), 0.0);
   EXPECT_DOUBLE_EQ(rn.at(2500), 1.024);
   EXPECT_NEAR(rn.at(5000), 2.048 * 0.5 * (1 + std::cos(M_PI * 5000 / 56250)), 1e-12);
   // EfficientNet: the cosine starts after warmup, at the base value.
-  const auto eff = LrSchedule::efficientnet_tf2(0.32, 156, 5, 500, "cosine");
+  const auto eff = efficientnet_tf2(0.32, 156, 5, 500, "cosine");
   EXPECT_DOUBLE_EQ(eff.at(780), 0.32);
   EXPECT_NEAR(eff.at(780 + eff.decay_steps), 0.0, 1e-12);
   EXPECT_DOUBLE_EQ(scaled_learning_rate(0.256, 2048, 256), 2.048);
-  EXPECT_THROW(LrSchedule::efficientnet_tf2(0.1, 1, 1, 2, "linear"), std::invalid_argument);
+  EXPECT_THROW(efficientnet_tf2(0.1, 1, 1, 2, "linear"), std::invalid_argument);
 }
 
 TEST(ParamGroups, RecipeDecaySets) {
@@ -133,30 +151,33 @@ TEST(ParamGroups, RecipeDecaySets) {
 
 namespace convnets {
 
-// The schedule production builds (make_schedule, as the trainer calls it) for every recipe file, against the
-// spec's formulas written out here: linear warmup from 0 over int(updates_per_epoch x warmup epochs) updates;
-// ResNet TF1: cosine over all updates with the clock from update 0 (recipe-spec §1.4); EfficientNet TF2:
-// cosine over the updates after warmup, clock starting after it (§2.4).
+// The schedule production builds (LrSchedule::from_config, as the trainer calls it) for every recipe file,
+// against the spec's formulas written out here: linear warmup from 0 over int(updates_per_epoch x warmup
+// epochs) updates; ResNet TF1: cosine over all updates with the clock from update 0 (docs/recipes.md);
+// EfficientNet TF2: cosine over the updates after warmup, clock starting after it (§2.4).
 TEST(RecipeSchedules, WhatTheTrainerBuildsFollowsTheSpec) {
   int checked = 0;
   for (const auto& entry : std::filesystem::directory_iterator(testing::tests_source_dir() + "/../recipes")) {
-    const TrainConfig c = resolve_config(entry.path().string(), {});
-    if (c.lr_schedule != "cosine") continue;
+    const RunConfig c = resolve_config(entry.path().string(), {});
+    if (c.schedule.lr_schedule != LrScheduleKind::kCosine) continue;
     const int64_t world = entry.path().filename().string().find("8gpu") != std::string::npos ? 8 : 1;
-    const int64_t global_batch = c.batch_size * world * c.grad_accum_steps;
-    const int64_t updates_per_epoch = 1281167 / (c.batch_size * world) / c.grad_accum_steps;
-    const int64_t total = c.num_iter * updates_per_epoch;
+    const int64_t batch_size = c.iterations.batch_size, accum = c.optim.grad_accum_steps;
+    const int64_t global_batch = batch_size * world * accum;
+    const int64_t updates_per_epoch = 1281167 / (batch_size * world) / accum;
+    const int64_t total = c.iterations.num_iter * updates_per_epoch;
     const double base =
-        c.lr_init * static_cast<double>(global_batch) / static_cast<double>(c.lr_reference_batch);
-    const LrSchedule s = make_schedule(c, scaled_learning_rate(c.lr_init, global_batch, c.lr_reference_batch),
-                                       updates_per_epoch, total);
-    const auto warmup = static_cast<int64_t>(static_cast<double>(updates_per_epoch) * c.lr_warmup_epochs);
-    const bool efficientnet = c.arch.rfind("efficientnet", 0) == 0;
+        c.optim.lr_init * static_cast<double>(global_batch) / static_cast<double>(c.optim.lr_reference_batch);
+    const LrSchedule s = LrSchedule::from_config(
+        c.schedule, scaled_learning_rate(c.optim.lr_init, global_batch, c.optim.lr_reference_batch),
+        updates_per_epoch, total);
+    const auto warmup =
+        static_cast<int64_t>(static_cast<double>(updates_per_epoch) * c.schedule.lr_warmup_epochs);
+    const bool efficientnet = c.model.arch.rfind("efficientnet", 0) == 0;
     auto spec = [&](int64_t step) {
       if (step < warmup) return base * static_cast<double>(step) / static_cast<double>(warmup);
       if (efficientnet) {
-        const double horizon =
-            (static_cast<double>(c.num_iter) - c.lr_warmup_epochs) * static_cast<double>(updates_per_epoch);
+        const double horizon = (static_cast<double>(c.iterations.num_iter) - c.schedule.lr_warmup_epochs) *
+                               static_cast<double>(updates_per_epoch);
         return base * 0.5 * (1 + std::cos(M_PI * std::min<double>(step - warmup, horizon) / horizon));
       }
       return base * 0.5 * (1 + std::cos(M_PI * std::min<double>(step, total) / total));

@@ -10,6 +10,7 @@
 
 #include "data/jpeg_codec.h"
 #include "test_support.h"
+#include "train/stage_plan.h"
 #include "util/file_io.h"
 #include "util/weights.h"
 
@@ -35,23 +36,23 @@ void write_folder(const std::filesystem::path& root, int per_class) {
 TEST(Trainer, ProgressiveStagesAmpAndEmaOnAnImageFolder) {
   testing::ScratchDir dir;
   write_folder(dir.path() / "data", 12);
-  TrainConfig c = resolve_config("", {{"arch", "resnet18"},
-                                      {"num_classes", "2"},
-                                      {"data_dir", dir.file("data")},
-                                      {"model_dir", dir.file("run")},
-                                      {"image_size", "32"},
-                                      {"eval_image_size", "32"},
-                                      {"batch_size", "8"},
-                                      {"num_iter", "4"},
-                                      {"n_stages", "2"},
-                                      {"base_image_size", "16"},
-                                      {"base_mixup", "0"},
-                                      {"mixup_alpha", "0.4"},
-                                      {"amp", "true"},
-                                      {"ema_decay", "0.5"},
-                                      {"lr_warmup_epochs", "0"},
-                                      {"lr_init", "0.5"},
-                                      {"workers", "2"}});
+  RunConfig c = resolve_config("", {{"arch", "resnet18"},
+                                    {"num_classes", "2"},
+                                    {"data_dir", dir.file("data")},
+                                    {"model_dir", dir.file("run")},
+                                    {"image_size", "32"},
+                                    {"eval_image_size", "32"},
+                                    {"batch_size", "8"},
+                                    {"num_iter", "4"},
+                                    {"n_stages", "2"},
+                                    {"base_image_size", "16"},
+                                    {"base_mixup", "0"},
+                                    {"mixup_alpha", "0.4"},
+                                    {"amp", "true"},
+                                    {"ema_decay", "0.5"},
+                                    {"lr_warmup_epochs", "0"},
+                                    {"lr_init", "0.5"},
+                                    {"workers", "2"}});
   ::testing::internal::CaptureStdout();
   const TrainOutcome out = run_training(c, TrainMode::kTrainAndEval);
   const std::string stdout_text = ::testing::internal::GetCapturedStdout();
@@ -88,16 +89,16 @@ TEST(Trainer, SkippedRecordsAreCountedInTheLogsAndTheEvalResult) {
   write_folder(dir.path() / "data", 12);
   for (const std::string bad : {"train/class0/bad1.jpg", "train/class1/bad2.jpg", "val/class0/bad3.jpg"})
     write_file_atomic((dir.path() / "data" / bad).string(), "this is not an image");
-  TrainConfig c = resolve_config("", {{"arch", "resnet18"},
-                                      {"num_classes", "2"},
-                                      {"data_dir", dir.file("data")},
-                                      {"model_dir", dir.file("run")},
-                                      {"image_size", "32"},
-                                      {"eval_image_size", "32"},
-                                      {"batch_size", "26"},
-                                      {"num_iter", "1"},
-                                      {"lr_warmup_epochs", "0"},
-                                      {"workers", "2"}});
+  RunConfig c = resolve_config("", {{"arch", "resnet18"},
+                                    {"num_classes", "2"},
+                                    {"data_dir", dir.file("data")},
+                                    {"model_dir", dir.file("run")},
+                                    {"image_size", "32"},
+                                    {"eval_image_size", "32"},
+                                    {"batch_size", "26"},
+                                    {"num_iter", "1"},
+                                    {"lr_warmup_epochs", "0"},
+                                    {"workers", "2"}});
   ::testing::internal::CaptureStderr();
   const TrainOutcome out = run_training(c, TrainMode::kTrainAndEval);
   const std::string err = ::testing::internal::GetCapturedStderr();
@@ -134,8 +135,8 @@ TEST(TrainerMixing, EfficientNetRecipesKeepTheLargerShareResNetDoesNot) {
   const std::string recipes = testing::tests_source_dir() + "/../recipes/";
   for (const auto& [file, symmetric] : {std::pair<std::string, bool>{"efficientnet_b4_amp_8gpu.yaml", true},
                                         {"resnet50_250e_amp_8gpu.yaml", false}}) {
-    const TrainConfig c = resolve_config(recipes + file, {});
-    const StagePlan stage = stage_for_epoch(c, 380, 0, c.num_iter);
+    const RunConfig c = resolve_config(recipes + file, {});
+    const StagePlan stage = stage_for_epoch(c, 380, 0, c.iterations.num_iter);
     const MixOptions mix = mix_options(c, stage);
     ASSERT_GT(mix.mixup_alpha, 0) << file;
     EXPECT_EQ(mix.symmetric_max, symmetric) << file;
@@ -157,8 +158,8 @@ TEST(TrainerMixing, EfficientNetRecipesKeepTheLargerShareResNetDoesNot) {
     EXPECT_GT(highest, 0.9) << file;
   }
   // The architecture defaults agree with the recipe files.
-  EXPECT_TRUE(default_config("efficientnet_b0").mix_symmetric_max);
-  EXPECT_FALSE(default_config("resnet50").mix_symmetric_max);
+  EXPECT_TRUE(default_config("efficientnet_b0").mixing.mix_symmetric_max);
+  EXPECT_FALSE(default_config("resnet50").mixing.mix_symmetric_max);
 }
 
 }  // namespace convnets

@@ -1,13 +1,17 @@
 // Evaluation over a whole split: top-1/top-5 accuracy and cross-entropy over every image exactly once, eval
-// throughput and per-batch latency.
+// throughput and per-batch latency. Shared by train_and_eval and eval; both report it the same way
+// (eval_report_json).
 #pragma once
 #include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
 
 #include "data/loader.h"
 #include "dist/process_group.h"
-#include "infer/latency.h"
 #include "models/layers.h"
-#include "train/run_setup.h"
+#include "run/data_setup.h"
+#include "run/run_device.h"
+#include "util/latency.h"
 
 namespace convnets {
 
@@ -35,5 +39,27 @@ EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group);
 
 EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device, const ResolvedData& data,
                     const EvalOptions& options = {});
+
+// The eval split of a run, read by this rank (its shard when data parallel), evaluated model after model
+// with exact totals over every rank.
+class SplitEvaluator {
+ public:
+  // `group`: null for one process.
+  SplitEvaluator(std::shared_ptr<const ImageSource> split, const RunConfig& config, const RunDevice& device,
+                 ProcessGroup* group, int64_t warmup_batches = 0);
+  EvalResult evaluate(ConvNetImpl& model);
+  int64_t batches_per_epoch() const { return loader_.batches_per_epoch(); }
+
+ private:
+  RunDevice device_;
+  ResolvedData data_;
+  ProcessGroup* group_;
+  Loader loader_;
+  EvalOptions options_;
+};
+
+// The DLLogger / JSON form of a result, every key prefixed (e.g. "ema_"): images, skipped_records,
+// top1_accuracy, top5_accuracy, eval_loss, eval_throughput, eval_latency_{avg,p50,p90,p95,p99}.
+nlohmann::json eval_report_json(const EvalResult& result, const std::string& prefix = "");
 
 }  // namespace convnets

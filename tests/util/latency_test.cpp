@@ -1,4 +1,4 @@
-#include "infer/latency.h"
+#include "util/latency.h"
 
 #include <gtest/gtest.h>
 

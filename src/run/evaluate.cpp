@@ -1,11 +1,11 @@
-#include "infer/evaluate.h"
+#include "run/evaluate.h"
 
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <chrono>
 
-#include "train/autocast.h"
+#include "run/autocast.h"
 
 namespace convnets {
 
@@ -42,14 +42,14 @@ EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device,
   int64_t timed_images = 0;
   double timed_seconds = 0;
   int64_t index = 0;
-  auto sync = [&] {
-    if (device.device.is_cuda()) torch::cuda::synchronize();
-  };
   while (true) {
     const auto t0 = std::chrono::steady_clock::now();
     std::optional<Batch> batch = loader.next();
     if (!batch) break;
-    auto [images, labels] = batch_to_device(*batch, device, data);
+    const bool async = device.device.is_cuda() && batch->images.is_pinned();
+    const torch::Tensor images =
+        normalize_images(batch->images.to(device.device, /*non_blocking=*/async), data.mean, data.std);
+    const torch::Tensor labels = batch->labels.to(device.device, /*non_blocking=*/async);
     torch::Tensor logits;
     {
       AutocastGuard autocast(device.device.type(), device.autocast);
@@ -63,7 +63,7 @@ EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device,
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .to(torch::kDouble);
-    sync();
+    device.synchronize();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.images += labels.size(0);
     if (index >= options.warmup_batches) {
@@ -89,6 +89,36 @@ EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device,
   r.skipped_records = loader.skipped_records();
   if (was_training) model.train();
   return r;
+}
+
+SplitEvaluator::SplitEvaluator(std::shared_ptr<const ImageSource> split, const RunConfig& config,
+                               const RunDevice& device, ProcessGroup* group, int64_t warmup_batches)
+    : device_(device),
+      data_(resolve_data(config)),
+      group_(group),
+      loader_(std::move(split),
+              eval_loader_options(config, group ? group->rank() : 0, group ? group->size() : 1)) {
+  options_.allow_empty_shard = group != nullptr;
+  options_.warmup_batches = std::min<int64_t>(warmup_batches, loader_.batches_per_epoch() / 2);
+}
+
+EvalResult SplitEvaluator::evaluate(ConvNetImpl& model) {
+  EvalResult r = convnets::evaluate(model, loader_, device_, data_, options_);
+  return group_ ? sum_over_ranks(r, *group_) : r;
+}
+
+nlohmann::json eval_report_json(const EvalResult& r, const std::string& prefix) {
+  return {{prefix + "images", r.images},
+          {prefix + "skipped_records", r.skipped_records},
+          {prefix + "top1_accuracy", r.top1},
+          {prefix + "top5_accuracy", r.top5},
+          {prefix + "eval_loss", r.loss},
+          {prefix + "eval_throughput", r.images_per_second},
+          {prefix + "eval_latency_avg", r.latency.avg},
+          {prefix + "eval_latency_p50", r.latency.p50},
+          {prefix + "eval_latency_p90", r.latency.p90},
+          {prefix + "eval_latency_p95", r.latency.p95},
+          {prefix + "eval_latency_p99", r.latency.p99}};
 }
 
 }  // namespace convnets

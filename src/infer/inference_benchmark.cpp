@@ -1,0 +1,80 @@
+// `inference_benchmark`: forward passes only over a sweep of batch sizes, on synthetic uint8 batches that
+// already sit on the device (as in the seeds: this measures the model, not the input path).
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "data/loader.h"
+#include "infer/modes.h"
+#include "infer/weights_for_inference.h"
+#include "run/autocast.h"
+#include "run/data_setup.h"
+#include "run/parallel_setup.h"
+#include "run/run_logs.h"
+
+namespace convnets {
+
+std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& config,
+                                                           const RunContext& context) {
+  require_single_process(config, "inference_benchmark");
+  Console& console = *context.console;
+  const RunDevice device = setup_device(config.precision);
+  const ResolvedData data = resolve_data(config);
+  const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/true, console);
+  RunLogs logs(config, LogAccess::kReader, /*write_files=*/true, console);
+  logs.parameters(config);
+  std::vector<int64_t> sizes = config.benchmark.batch_sizes;
+  if (sizes.empty()) sizes.push_back(config.eval_batch_size());
+  const IterationConfig& it = config.iterations;
+  const int64_t steps = it.iter_unit == IterUnit::kBatch ? it.num_iter : 100;
+  std::vector<InferenceBenchmarkRow> rows;
+  torch::NoGradGuard no_grad;
+  console.info("inference_benchmark " + config.model.arch + " at " + std::to_string(data.eval_size) + "x" +
+               std::to_string(data.eval_size) + " on " + device.describe() + ": " +
+               std::to_string(it.warmup_steps) + " warm-up + " + std::to_string(steps) +
+               " timed batches per batch size");
+  for (int64_t bs : sizes) {
+    SyntheticLoader synthetic(bs, static_cast<int>(data.eval_size), config.model.num_classes,
+                              static_cast<uint64_t>(it.seed));
+    const torch::Tensor u8 = synthetic.next(0, 0).images.to(device.device);
+    std::vector<double> ms;
+    for (int64_t i = 0; i < it.warmup_steps + steps; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      {
+        AutocastGuard autocast(device.device.type(), device.autocast);
+        torch::Tensor logits = w.model->forward(normalize_images(u8, data.mean, data.std));
+      }
+      device.synchronize();
+      const double t =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (i >= it.warmup_steps) ms.push_back(t);
+    }
+    InferenceBenchmarkRow row;
+    row.batch_size = bs;
+    row.latency = latency_stats(ms);
+    row.images_per_second = row.latency.avg > 0 ? 1e3 * static_cast<double>(bs) / row.latency.avg : 0;
+    logs.dll().log(nlohmann::json::array({bs}), {{"batch_size", bs},
+                                                 {"throughput", row.images_per_second},
+                                                 {"latency_avg", row.latency.avg},
+                                                 {"latency_p50", row.latency.p50},
+                                                 {"latency_p90", row.latency.p90},
+                                                 {"latency_p95", row.latency.p95},
+                                                 {"latency_p99", row.latency.p99}});
+    rows.push_back(row);
+  }
+  char line[160];
+  std::snprintf(line, sizeof(line), "%8s %12s %10s %10s %10s %10s %10s", "batch", "images/s", "avg ms",
+                "p50 ms", "p90 ms", "p95 ms", "p99 ms");
+  std::string table = line;
+  for (const auto& r : rows) {
+    std::snprintf(line, sizeof(line), "\n%8lld %12.1f %10.2f %10.2f %10.2f %10.2f %10.2f",
+                  static_cast<long long>(r.batch_size), r.images_per_second, r.latency.avg, r.latency.p50,
+                  r.latency.p90, r.latency.p95, r.latency.p99);
+    table += line;
+  }
+  console.info(table);
+  return rows;
+}
+
+}  // namespace convnets

@@ -1,0 +1,134 @@
+#include "run/data_setup.h"
+
+#include <filesystem>
+
+#include "data/image_folder_dataset.h"
+#include "data/tfrecord_dataset.h"
+#include "models/registry.h"
+
+namespace convnets {
+namespace fs = std::filesystem;
+
+namespace {
+bool has_prefix_file(const std::string& dir, const std::string& prefix) {
+  if (!fs::is_directory(dir)) return false;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().filename().string().rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+}  // namespace
+
+std::shared_ptr<const ImageSource> open_split(const RunConfig& config, bool train, Console& console) {
+  const DataConfig& data = config.data;
+  if (data.data_dir.empty()) return nullptr;
+  const std::string& dir = data.data_dir;
+  if (!fs::is_directory(dir)) throw std::runtime_error("data_dir '" + dir + "' does not exist");
+  const std::string split = train ? "train" : "validation";
+  if (has_prefix_file(dir, split + "-")) {
+    DatasetOptions o;
+    o.num_classes = config.model.num_classes;
+    o.strict = data.strict_data;
+    o.index_dir = data.data_idx_dir.empty() ? (fs::path(dir) / "idx").string() : data.data_idx_dir;
+    auto ds = std::make_shared<TFRecordDataset>(find_shards(dir, split, console), o);
+    ds->set_console(console);
+    return ds;
+  }
+  std::vector<std::string> folders =
+      train ? std::vector<std::string>{"train"} : std::vector<std::string>{"val", "validation"};
+  for (const auto& f : folders) {
+    const fs::path p = fs::path(dir) / f;
+    if (fs::is_directory(p)) {
+      auto ds = std::make_shared<ImageFolderDataset>(p.string(), data.strict_data);
+      ds->set_console(console);
+      if (static_cast<int64_t>(ds->classes().size()) != config.model.num_classes) {
+        throw std::runtime_error("image folder '" + p.string() + "' has " +
+                                 std::to_string(ds->classes().size()) +
+                                 " classes, but num_classes = " + std::to_string(config.model.num_classes));
+      }
+      return ds;
+    }
+  }
+  throw std::runtime_error("data_dir '" + dir + "' has neither '" + split + "-*' TFRecord shards nor a '" +
+                           folders.front() + "' image folder; convert data with `convnets prepare_data`");
+}
+
+ResolvedData resolve_data(const RunConfig& config) {
+  const ModelEntry& e = find_model(config.model.arch);
+  ResolvedData d;
+  d.train_size = config.train_input.image_size > 0 ? config.train_input.image_size : e.data.train_size;
+  d.eval_size = config.eval_input.eval_image_size > 0 ? config.eval_input.eval_image_size : e.data.eval_size;
+  d.crop_pct = config.eval_input.eval_crop_pct > 0 ? config.eval_input.eval_crop_pct : e.data.crop_pct;
+  d.interpolation = config.data.interpolation.value_or(parse_interpolation(e.data.interpolation));
+  d.mean = e.data.mean;
+  d.std = e.data.std;
+  return d;
+}
+
+TrainTransformOptions train_transform_options(const RunConfig& config, int64_t size,
+                                              double randaug_magnitude) {
+  const ResolvedData d = resolve_data(config);
+  const TrainInputConfig& in = config.train_input;
+  TrainTransformOptions t;
+  t.size = static_cast<int>(size);
+  t.interpolation = d.interpolation;
+  t.sampler = in.crop_sampler;
+  t.augmentation = in.augmentation;
+  if (in.crop_min_area > 0) {
+    t.distorted.min_area = in.crop_min_area;
+    t.resized.min_scale = in.crop_min_area;
+  }
+  t.randaugment_layers = static_cast<int>(in.randaug_layers);
+  t.randaugment_magnitude = randaug_magnitude;
+  return t;
+}
+
+EvalTransformOptions eval_transform_options(const RunConfig& config) {
+  const ResolvedData d = resolve_data(config);
+  EvalTransformOptions t;
+  t.size = static_cast<int>(d.eval_size);
+  t.interpolation = d.interpolation;
+  // Evaluation decodes whole images, so accuracies are those torchvision computes on the same files.
+  t.dct_scaling = false;
+  if (find_model(config.model.arch).family == ModelFamily::kResNet && config.eval_input.eval_crop_pct <= 0) {
+    // RN50 TF1: shorter side to size * 256 / 224, centre crop.
+    t.crop = EvalCrop::kResizeShorterThenCenter;
+    t.resize_shorter = static_cast<int>(d.eval_size * 256 / 224);
+  } else {
+    t.crop = EvalCrop::kCenterFractionThenResize;
+    t.crop_fraction = d.crop_pct;
+  }
+  return t;
+}
+
+namespace {
+// What the loaders of both splits share: decode threads, prefetch, seed, this rank's share.
+LoaderOptions base_loader_options(const RunConfig& config, int rank, int world) {
+  LoaderOptions lo;
+  lo.workers = static_cast<int>(config.data.workers);
+  lo.prefetch = static_cast<int>(config.data.prefetch);
+  lo.seed = static_cast<uint64_t>(config.iterations.seed);
+  lo.rank = rank;
+  lo.world_size = world;
+  return lo;
+}
+}  // namespace
+
+LoaderOptions eval_loader_options(const RunConfig& config, int rank, int world) {
+  LoaderOptions lo = base_loader_options(config, rank, world);
+  lo.batch_size = config.eval_batch_size();
+  lo.train = false;
+  lo.eval_transform = eval_transform_options(config);
+  return lo;
+}
+
+LoaderOptions train_loader_options(const RunConfig& config, int64_t image_size, double randaug_magnitude,
+                                   int rank, int world) {
+  LoaderOptions lo = base_loader_options(config, rank, world);
+  lo.batch_size = config.iterations.batch_size;
+  lo.train = true;
+  lo.train_transform = train_transform_options(config, image_size, randaug_magnitude);
+  return lo;
+}
+
+}  // namespace convnets

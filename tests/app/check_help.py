@@ -1,0 +1,53 @@
+"""Each subcommand's --help lists the key groups of its mode and none of the others' keys.
+
+usage: check_help.py CONVNETS_BINARY
+"""
+import subprocess
+import sys
+
+BIN = sys.argv[1]
+
+
+def help_of(mode):
+    p = subprocess.run([BIN, mode, "--help"], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        sys.exit(f"{mode} --help -> {p.returncode}\n{p.stderr}")
+    return p.stdout
+
+
+def check(cond, what, text=""):
+    if not cond:
+        sys.exit("FAILED: " + what + ("\n" + text[-3000:] if text else ""))
+    print("ok:", what)
+
+
+# (mode, flags that must be there, flags that must not)
+cases = [
+    ("train", ["--lr_init", "--mixup_alpha", "--model_dir", "--sync_bn", "--finetune_from", "--eval_image_size",
+               "--checkpoint_every_steps"], ["--to_predict", "--batch_sizes", "--weights", "--topk"]),
+    ("train_and_eval", ["--epochs_between_eval", "--eval_batch_size"], ["--to_predict", "--weights"]),
+    ("training_benchmark", ["--warmup_steps", "--batch_size", "--amp"],
+     ["--to_predict", "--keep_checkpoints", "--weights", "--eval_image_size"]),
+    ("eval", ["--weights", "--data_dir", "--eval_batch_size", "--dist_backend"],
+     ["--mixup_alpha", "--lr_init", "--n_stages", "--to_predict", "--finetune_from"]),
+    ("predict", ["--to_predict", "--topk", "--output", "--weights", "--class_names"],
+     ["--mixup_alpha", "--bucket_size_mb", "--lr_init", "--num_iter", "--sync_bn", "--finetune_from"]),
+    ("inference_benchmark", ["--batch_sizes", "--num_iter", "--weights", "--amp"],
+     ["--mixup_alpha", "--data_dir", "--to_predict", "--lr_init"]),
+]
+for mode, present, absent in cases:
+    text = help_of(mode)
+    missing = [f for f in present if f + " " not in text and f + "\n" not in text]
+    extra = [f for f in absent if f + " " in text or f + "\n" in text]
+    check(not missing and not extra, f"{mode} --help: its keys ({len(present)} checked) and none of {absent}",
+          f"missing {missing}, unexpected {extra}\n{text}")
+# Keys come in titled groups.
+text = help_of("train")
+check("Optimisation:" in text and "Learning-rate schedule:" in text and "Data parallel:" in text,
+      "train --help groups its keys", text)
+# One flag style: every subcommand takes --snake_case (the old hyphenated spellings still work).
+for mode, flag in (("prepare_data", "--train_shards"), ("info", "--image_size")):
+    check(flag in help_of(mode), f"{mode} --help lists {flag}")
+p = subprocess.run([BIN, "info", "--arch", "resnet18", "--image-size", "64"], capture_output=True, text=True)
+check(p.returncode == 0 and "resnet18 at 64x64" in p.stdout, "info --image-size still works", p.stderr)
+print("all help checks passed")
