@@ -20,14 +20,20 @@ APT_PACKAGES=(
 )
 TORCH_VERSION=2.11.0
 PIP_PACKAGES=("torch==${TORCH_VERSION}")
+PIP_NO_DEPS=()
 PIP_CHECK='import importlib.metadata as m, sys
 want = {"torch": "'"$TORCH_VERSION"'"}'
 if [ "$TEST" = 1 ]; then
   APT_PACKAGES+=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
                  plasma-workspace-wallpapers)
-  PIP_PACKAGES+=("torchvision==0.26.0" "timm==1.0.31" "tensorflow-cpu==2.21.0" "safetensors" "numpy" "pillow")
+  PIP_PACKAGES+=("torchvision==0.26.0" "timm==1.0.31" "tensorflow-cpu==2.21.0" "safetensors" "numpy" "pillow"
+                 "onnx==1.23.2" "onnxruntime==1.32.0")
+  # Triton's ModelConfig protobuf for checking config.pbtxt; its other dependencies (gRPC clients, an older
+  # ml_dtypes than TensorFlow's) are not needed for that one module.
+  PIP_NO_DEPS=("tritonclient==2.73.0")
   PIP_CHECK+='
-want.update({"torchvision": "0.26.0", "timm": "1.0.31", "tensorflow-cpu": "2.21.0"})
+want.update({"torchvision": "0.26.0", "timm": "1.0.31", "tensorflow-cpu": "2.21.0", "onnx": "1.23.2",
+             "onnxruntime": "1.32.0", "tritonclient": "2.73.0"})
 import safetensors, numpy, PIL  # noqa: F401'
 fi
 PIP_CHECK+='
@@ -58,5 +64,6 @@ if ! .venv/bin/python -c "$PIP_CHECK" 2>/dev/null; then
   echo "[setup] pip install ${PIP_PACKAGES[*]} (large download on a fresh machine)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q "${PIP_PACKAGES[@]}"
+  if [ ${#PIP_NO_DEPS[@]} -gt 0 ]; then .venv/bin/python -m pip install -q --no-deps "${PIP_NO_DEPS[@]}"; fi
 fi
 echo "[setup] ok: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')$([ "$TEST" = 1 ] && echo ', test packages')"

@@ -22,7 +22,7 @@ EvalModeResult run_eval_mode(const RunConfig& config, const RunContext& context)
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
   RunLogs logs(config, LogAccess::kReader, main_rank, console);
   logs.parameters(config);
-  SplitEvaluator evaluator(std::move(split), config, device, group, config.iterations.warmup_steps);
+  SplitEvaluator evaluator(std::move(split), config, device, group, config.iterations.warmup_steps, &console);
   console.info("evaluating " + w.source + " on " + std::to_string(records) + " records (" +
                device.describe() + (job ? ", " + std::to_string(job->size()) + " ranks" : std::string()) +
                "; " + w.batch_norm.describe() + ")");
@@ -30,13 +30,14 @@ EvalModeResult run_eval_mode(const RunConfig& config, const RunContext& context)
   auto report = [&](const EvalResult& r, const std::string& which) {
     nlohmann::json j = eval_report_json(r);
     j["weights"] = which;
+    j["form"] = evaluator.form();
     logs.dll().log(nlohmann::json::array(), j);
   };
   if (w.ema_model) {  // EMA first, then the raw weights (as the EfficientNet recipe's eval does)
-    result.ema = evaluator.evaluate(*w.ema_model);
+    result.ema = evaluator.evaluate(w.ema_model);
     report(*result.ema, "ema");
   }
-  result.raw = evaluator.evaluate(*w.model);
+  result.raw = evaluator.evaluate(w.model);
   report(result.raw, "raw");
   if (group) group->barrier();
   return result;

@@ -8,8 +8,8 @@
 #include "data/loader.h"
 #include "infer/modes.h"
 #include "infer/weights_for_inference.h"
-#include "run/autocast.h"
 #include "run/data_setup.h"
+#include "run/inference_model.h"
 #include "run/parallel_setup.h"
 #include "run/run_logs.h"
 
@@ -23,6 +23,7 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
   const ResolvedData data = resolve_data(config);
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/true, console);
   RunLogs logs(config, LogAccess::kReader, /*write_files=*/true, console);
+  InferenceModel form(w.model, config.model.arch, device, config.precision.inference_form, &console);
   logs.parameters(config);
   std::vector<int64_t> sizes = config.benchmark.batch_sizes;
   if (sizes.empty()) sizes.push_back(config.eval_batch_size());
@@ -31,9 +32,9 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
   std::vector<InferenceBenchmarkRow> rows;
   torch::NoGradGuard no_grad;
   console.info("inference_benchmark " + config.model.arch + " at " + std::to_string(data.eval_size) + "x" +
-               std::to_string(data.eval_size) + " on " + device.describe() + ": " +
-               std::to_string(it.warmup_steps) + " warm-up + " + std::to_string(steps) +
-               " timed batches per batch size");
+               std::to_string(data.eval_size) + " on " + device.describe() + ", " + form.describe() + ", " +
+               std::to_string(at::get_num_threads()) + " threads: " + std::to_string(it.warmup_steps) +
+               " warm-up + " + std::to_string(steps) + " timed batches per batch size");
   for (int64_t bs : sizes) {
     SyntheticLoader synthetic(bs, static_cast<int>(data.eval_size), config.model.num_classes,
                               static_cast<uint64_t>(it.seed));
@@ -41,10 +42,7 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
     std::vector<double> ms;
     for (int64_t i = 0; i < it.warmup_steps + steps; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
-      {
-        AutocastGuard autocast(device.device.type(), device.autocast);
-        torch::Tensor logits = w.model->forward(normalize_images(u8, data.mean, data.std));
-      }
+      torch::Tensor logits = form.forward(normalize_images(u8, data.mean, data.std));
       device.synchronize();
       const double t =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -55,6 +53,7 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
     row.latency = latency_stats(ms);
     row.images_per_second = row.latency.avg > 0 ? 1e3 * static_cast<double>(bs) / row.latency.avg : 0;
     logs.dll().log(nlohmann::json::array({bs}), {{"batch_size", bs},
+                                                 {"form", form.describe()},
                                                  {"throughput", row.images_per_second},
                                                  {"latency_avg", row.latency.avg},
                                                  {"latency_p50", row.latency.p50},

@@ -14,9 +14,9 @@
 #include "infer/imagenet_classes.h"
 #include "infer/modes.h"
 #include "infer/weights_for_inference.h"
-#include "run/autocast.h"
 #include "run/class_names.h"
 #include "run/data_setup.h"
+#include "run/inference_model.h"
 #include "run/parallel_setup.h"
 #include "util/file_io.h"
 
@@ -113,7 +113,9 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
   const RunDevice device = setup_device(config.precision);
   const ResolvedData data = resolve_data(config);
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
-  const ConvNetPtr model = w.ema_model ? w.ema_model : w.model;  // the average, when there is one
+  // The average, when there is one; in its inference form unless asked otherwise.
+  InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device,
+                      config.precision.inference_form, &console);
   result.class_names = load_class_names(config);
   if (result.class_names.empty() && config.model.num_classes == 1000)
     result.class_names = imagenet_class_names();
@@ -123,7 +125,7 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
                             : std::min<int64_t>(config.iterations.batch_size, 32);
   const int64_t k = std::min(config.predict.topk, config.model.num_classes);
   say("predicting " + std::to_string(files.size()) + " image(s) with " + w.source +
-      (w.ema_model ? " (EMA weights)" : "") + "; " + w.batch_norm.describe());
+      (w.ema_model ? " (EMA weights)" : "") + "; " + w.batch_norm.describe() + "; " + form.describe());
   double decode_s = 0, model_s = 0;
   torch::NoGradGuard no_grad;
   for (size_t start = 0; start < files.size(); start += static_cast<size_t>(batch)) {
@@ -150,12 +152,8 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
     if (readable.empty()) continue;
     u8 = u8.narrow(0, 0, static_cast<int64_t>(readable.size()));
     const auto t1 = std::chrono::steady_clock::now();
-    torch::Tensor probs;
-    {
-      AutocastGuard autocast(device.device.type(), device.autocast);
-      probs = torch::softmax(
-          model->forward(normalize_images(u8.to(device.device), data.mean, data.std)).to(torch::kFloat), 1);
-    }
+    const torch::Tensor probs =
+        torch::softmax(form.forward(normalize_images(u8.to(device.device), data.mean, data.std)), 1);
     auto [values, indices] = probs.topk(k, 1);
     values = values.cpu();
     indices = indices.cpu();

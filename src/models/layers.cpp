@@ -40,17 +40,22 @@ ConvNormActImpl::ConvNormActImpl(int64_t in, int64_t out, int64_t kernel, int64_
   bn = register_module("1", make_batch_norm(out, bn_config));
 }
 
-torch::Tensor ConvNormActImpl::forward(torch::Tensor x) {
-  x = bn->forward(conv->forward(x));
-  switch (act_) {
+torch::Tensor activate_(torch::Tensor x, Activation act) {
+  switch (act) {
     case Activation::kReLU:
       return x.relu_();
     case Activation::kSiLU:
       return torch::silu_(x);
+    case Activation::kSigmoid:
+      return x.sigmoid_();
     case Activation::kNone:
       break;
   }
   return x;
+}
+
+torch::Tensor ConvNormActImpl::forward(torch::Tensor x) {
+  return activate_(bn->forward(conv->forward(x)), act_);
 }
 
 torch::Tensor ConvNetImpl::forward(torch::Tensor x) {

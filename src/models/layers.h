@@ -50,7 +50,10 @@ int64_t set_batch_statistics(torch::nn::Module& model, const std::shared_ptr<Bat
 torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t groups = 1,
                             bool bias = false);
 
-enum class Activation { kNone, kReLU, kSiLU };
+enum class Activation { kNone, kReLU, kSiLU, kSigmoid };
+
+// Applies `act` to x in place and returns it.
+torch::Tensor activate_(torch::Tensor x, Activation act);
 
 // torchvision's Conv2dNormActivation: children "0" (conv, 'same'-style symmetric padding (k-1)/2, no bias)
 // and "1" (BatchNorm2d), then the activation (no parameters, so no child).
@@ -59,6 +62,7 @@ class ConvNormActImpl : public torch::nn::Module {
   ConvNormActImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups, Activation act,
                   const BatchNormConfig& bn);
   torch::Tensor forward(torch::Tensor x);
+  Activation activation() const { return act_; }
 
   torch::nn::Conv2d conv{nullptr};
   BatchNorm bn{nullptr};

@@ -509,6 +509,10 @@ std::vector<Key> build_keys() {
       boolean("tf32", Field<Pr, bool>{&C::precision, &Pr::tf32}, "TF32 matmul/convolution on Ampere+"),
       boolean("channels_last", Field<Pr, bool>{&C::precision, &Pr::channels_last}, "NHWC memory format"),
       boolean("cudnn_benchmark", Field<Pr, bool>{&C::precision, &Pr::cudnn_benchmark}, "cuDNN autotuning"),
+      boolean(
+          "inference_form", Field<Pr, bool>{&C::precision, &Pr::inference_form},
+          "evaluate / predict / benchmark the inference form (BatchNorm folded; fused oneDNN kernels on the "
+          "CPU, bf16 with --amp where the CPU has it); false: the eager training-form model"),
       // Data parallel.
       choice("dist_backend", Field<Pa, DistBackend>{&C::parallel, &Pa::dist_backend},
              Names<DistBackend>{

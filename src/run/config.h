@@ -166,6 +166,9 @@ struct PrecisionConfig {
   bool tf32 = true;
   bool channels_last = true;
   bool cudnn_benchmark = true;
+  // eval, predict, inference_benchmark and train_and_eval's evaluation run the inference form (BatchNorm
+  // folded; fused oneDNN kernels on the CPU); false: the eager training-form model.
+  bool inference_form = true;
 };
 
 // Data parallel (launch with torchrun / srun / mpirun; one process per GPU).

@@ -5,8 +5,6 @@
 
 #include <chrono>
 
-#include "run/autocast.h"
-
 namespace convnets {
 
 EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group) {
@@ -27,10 +25,8 @@ EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group) {
   return r;
 }
 
-EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device, const ResolvedData& data,
+EvalResult evaluate(InferenceModel& model, Loader& loader, const RunDevice& device, const ResolvedData& data,
                     const EvalOptions& options) {
-  const bool was_training = model.is_training();
-  model.eval();
   torch::NoGradGuard no_grad;
   loader.start_epoch(0);
   const int64_t total = loader.batches_per_epoch();
@@ -50,11 +46,7 @@ EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device,
     const torch::Tensor images =
         normalize_images(batch->images.to(device.device, /*non_blocking=*/async), data.mean, data.std);
     const torch::Tensor labels = batch->labels.to(device.device, /*non_blocking=*/async);
-    torch::Tensor logits;
-    {
-      AutocastGuard autocast(device.device.type(), device.autocast);
-      logits = model.forward(images).to(torch::kFloat);
-    }
+    const torch::Tensor logits = model.forward(images);
     const int64_t k = std::min<int64_t>(5, logits.size(1));
     const torch::Tensor top = std::get<1>(logits.topk(k, 1));
     const torch::Tensor hits = top.eq(labels.unsqueeze(1));
@@ -87,23 +79,28 @@ EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device,
   r.images_per_second = timed_seconds > 0 ? static_cast<double>(timed_images) / timed_seconds : 0;
   r.latency = latency_stats(batch_ms);
   r.skipped_records = loader.skipped_records();
-  if (was_training) model.train();
   return r;
 }
 
 SplitEvaluator::SplitEvaluator(std::shared_ptr<const ImageSource> split, const RunConfig& config,
-                               const RunDevice& device, ProcessGroup* group, int64_t warmup_batches)
+                               const RunDevice& device, ProcessGroup* group, int64_t warmup_batches,
+                               Console* console)
     : device_(device),
       data_(resolve_data(config)),
+      arch_(config.model.arch),
+      inference_form_(config.precision.inference_form),
       group_(group),
+      console_(console),
       loader_(std::move(split),
               eval_loader_options(config, group ? group->rank() : 0, group ? group->size() : 1)) {
   options_.allow_empty_shard = group != nullptr;
   options_.warmup_batches = std::min<int64_t>(warmup_batches, loader_.batches_per_epoch() / 2);
 }
 
-EvalResult SplitEvaluator::evaluate(ConvNetImpl& model) {
-  EvalResult r = convnets::evaluate(model, loader_, device_, data_, options_);
+EvalResult SplitEvaluator::evaluate(const ConvNetPtr& model) {
+  InferenceModel form(model, arch_, device_, inference_form_, console_);
+  form_ = form.describe();
+  EvalResult r = convnets::evaluate(form, loader_, device_, data_, options_);
   return group_ ? sum_over_ranks(r, *group_) : r;
 }
 

@@ -10,6 +10,7 @@
 #include "dist/process_group.h"
 #include "models/layers.h"
 #include "run/data_setup.h"
+#include "run/inference_model.h"
 #include "run/run_device.h"
 #include "util/latency.h"
 
@@ -37,7 +38,7 @@ struct EvalOptions {
 // the sum over ranks; latency: this rank's).
 EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group);
 
-EvalResult evaluate(ConvNetImpl& model, Loader& loader, const RunDevice& device, const ResolvedData& data,
+EvalResult evaluate(InferenceModel& model, Loader& loader, const RunDevice& device, const ResolvedData& data,
                     const EvalOptions& options = {});
 
 // The eval split of a run, read by this rank (its shard when data parallel), evaluated model after model
@@ -46,16 +47,23 @@ class SplitEvaluator {
  public:
   // `group`: null for one process.
   SplitEvaluator(std::shared_ptr<const ImageSource> split, const RunConfig& config, const RunDevice& device,
-                 ProcessGroup* group, int64_t warmup_batches = 0);
-  EvalResult evaluate(ConvNetImpl& model);
+                 ProcessGroup* group, int64_t warmup_batches = 0, Console* console = nullptr);
+  // The model's current weights, in the form the configuration asks for (inference_form).
+  EvalResult evaluate(const ConvNetPtr& model);
+  // The form the last evaluation ran ("inference form (...)", "eager model").
+  const std::string& form() const { return form_; }
   int64_t batches_per_epoch() const { return loader_.batches_per_epoch(); }
 
  private:
   RunDevice device_;
   ResolvedData data_;
+  std::string arch_;
+  bool inference_form_;
   ProcessGroup* group_;
+  Console* console_;
   Loader loader_;
   EvalOptions options_;
+  std::string form_;
 };
 
 // The DLLogger / JSON form of a result, every key prefixed (e.g. "ema_"): images, skipped_records,

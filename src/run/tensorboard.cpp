@@ -9,35 +9,10 @@
 
 #include "data/tfrecord.h"
 #include "util/file_io.h"
+#include "util/protobuf_writer.h"
 
 namespace convnets {
 namespace {
-
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-void put_tag(std::string& out, int field, int wire_type) {
-  put_varint(out, (static_cast<uint64_t>(field) << 3) | wire_type);
-}
-
-void put_bytes(std::string& out, int field, const std::string& bytes) {
-  put_tag(out, field, 2);
-  put_varint(out, bytes.size());
-  out += bytes;
-}
-
-template <typename T>
-void put_fixed(std::string& out, int field, T value) {
-  put_tag(out, field, sizeof(T) == 8 ? 1 : 5);
-  char raw[sizeof(T)];
-  std::memcpy(raw, &value, sizeof(T));  // little-endian host (x86-64, aarch64)
-  out.append(raw, sizeof(T));
-}
 
 double now_unix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -49,22 +24,21 @@ double now_unix() {
 // Summary: value = 1 (repeated Value); Value: tag = 1 (string), simple_value = 2 (float).
 std::string tensorboard_version_event(double wall_time) {
   std::string e;
-  put_fixed<double>(e, 1, wall_time);
-  put_bytes(e, 3, "brain.Event:2");
+  proto::put_double(e, 1, wall_time);
+  proto::put_bytes(e, 3, "brain.Event:2");
   return e;
 }
 
 std::string tensorboard_scalar_event(double wall_time, int64_t step, const std::string& tag, float value) {
   std::string v;
-  put_bytes(v, 1, tag);
-  put_fixed<float>(v, 2, value);
+  proto::put_bytes(v, 1, tag);
+  proto::put_float(v, 2, value);
   std::string summary;
-  put_bytes(summary, 1, v);
+  proto::put_bytes(summary, 1, v);
   std::string e;
-  put_fixed<double>(e, 1, wall_time);
-  put_tag(e, 2, 0);
-  put_varint(e, static_cast<uint64_t>(step));
-  put_bytes(e, 5, summary);
+  proto::put_double(e, 1, wall_time);
+  proto::put_int(e, 2, step);
+  proto::put_bytes(e, 5, summary);
   return e;
 }
 

@@ -42,6 +42,7 @@ class TrainState {
   TrainState& operator=(const TrainState&) = delete;
 
   ConvNetImpl& model() { return *model_; }
+  const ConvNetPtr& model_ptr() const { return model_; }
   ModelEma* ema() { return ema_.get(); }
   bool has_scaler() const { return scaler_ != nullptr; }
   TrainStep& step() { return step_; }

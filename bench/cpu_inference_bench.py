@@ -1,0 +1,142 @@
+"""CPU inference side by side, one run, interleaved repetitions, medians: convnets' inference form and its
+eager model (`convnets inference_benchmark`), PyTorch eager, torch.compile (inductor, freezing on) and ONNX
+Runtime on convnets' own export and on torchvision's, for each model and batch size; fp32, and bf16 where
+the CPU has native bf16 (convnets --amp, PyTorch autocast).
+
+usage: .venv/bin/python bench/cpu_inference_bench.py --binary build/app/convnets [--models resnet50,efficientnet_b0]
+       [--batches 1,32] [--reps 5] [--seconds 4] [--threads N] [--no-compile] [--json out.json]
+Prints a Markdown table (images/s, median of the repetitions) and the ratios to ONNX Runtime and PyTorch eager.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torchvision
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--binary", required=True)
+parser.add_argument("--models", default="resnet50,efficientnet_b0")
+parser.add_argument("--batches", default="1,32")
+parser.add_argument("--reps", type=int, default=5)
+parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per contender and repetition")
+parser.add_argument("--threads", type=int, default=os.cpu_count())
+parser.add_argument("--no-compile", action="store_true")
+parser.add_argument("--json")
+args = parser.parse_args()
+torch.set_num_threads(args.threads)
+work = tempfile.mkdtemp(prefix="cpu_bench_")
+bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def timed(fn, batch, seconds):
+    """images/s of fn() over about `seconds` after a warm-up."""
+    for _ in range(3):
+        fn()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or n < 3:
+        fn()
+        n += 1
+    return n * batch / (time.perf_counter() - start)
+
+
+def convnets_runner(arch, weights, batch, size, form, amp):
+    def run():
+        model_dir = tempfile.mkdtemp(dir=work)
+        iters = max(5, int(args.seconds * 40 / batch)) if arch.startswith("efficientnet") else max(3, int(args.seconds * 12 / batch))
+        cmd = [args.binary, "inference_benchmark", "--arch", arch, "--weights", weights, "--batch_sizes", str(batch),
+               "--eval_image_size", str(size), "--num_iter", str(iters), "--iter_unit", "batch", "--warmup_steps", "3",
+               "--model_dir", model_dir, "--inference_form", "true" if form else "false"]
+        if amp:
+            cmd.append("--amp")
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        rows = [json.loads(l[5:]) for l in open(os.path.join(model_dir, "log.json")) if l.startswith("DLLL ")]
+        return [r["data"]["throughput"] for r in rows if r["type"] == "LOG" and "throughput" in r["data"]][-1]
+    return run
+
+
+def main():
+    results = {}
+    for arch in args.models.split(","):
+        size = 224
+        model = getattr(torchvision.models, arch)().eval()
+        weights = os.path.join(work, arch + ".pt")
+        torch.save(model.state_dict(), weights)
+        ours_onnx = os.path.join(work, arch + "_convnets.onnx")
+        subprocess.run([args.binary, "export", "--arch", arch, "--weights", weights, "--output", ours_onnx],
+                       check=True, capture_output=True)
+        tv_onnx = os.path.join(work, arch + "_torchvision.onnx")
+        x1 = torch.randn(1, 3, size, size)
+        torch.onnx.export(model, x1, tv_onnx, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}}, opset_version=17, dynamo=False)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        sessions = {name: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+                    for name, path in (("ort_convnets", ours_onnx), ("ort_torchvision", tv_onnx))}
+        cl = model.to(memory_format=torch.channels_last)
+        compiled = None
+        if not args.no_compile:
+            import torch._inductor.config as inductor
+            inductor.freezing = True
+            compiled = torch.compile(cl)
+        for batch in map(int, args.batches.split(",")):
+            x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+            xn = x.contiguous().numpy()
+            contenders = {
+                "convnets_inference_form": convnets_runner(arch, weights, batch, size, True, False),
+                "convnets_eager": convnets_runner(arch, weights, batch, size, False, False),
+            }
+
+            def eager():
+                with torch.inference_mode():
+                    cl(x)
+            contenders["pytorch_eager"] = lambda: timed(eager, batch, args.seconds)
+            if compiled is not None:
+                def comp():
+                    with torch.inference_mode():
+                        compiled(x)
+                with torch.inference_mode():
+                    compiled(x)  # compile outside the timing
+                contenders["torch_compile"] = lambda: timed(comp, batch, args.seconds)
+            for name, session in sessions.items():
+                contenders[name] = (lambda s: lambda: timed(lambda: s.run(None, {"input": xn}), batch, args.seconds))(session)
+            if bf16:
+                contenders["convnets_inference_form_bf16"] = convnets_runner(arch, weights, batch, size, True, True)
+
+                def eager_bf16():
+                    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
+                        cl(x)
+                contenders["pytorch_eager_bf16"] = lambda: timed(eager_bf16, batch, args.seconds)
+            samples = {name: [] for name in contenders}
+            for rep in range(args.reps):  # interleaved: every contender once per repetition
+                for name, run in contenders.items():
+                    samples[name].append(run())
+                print(f"{arch} batch {batch} rep {rep + 1}/{args.reps}: " +
+                      ", ".join(f"{n} {v[-1]:.1f}" for n, v in samples.items()), file=sys.stderr, flush=True)
+            results[f"{arch}/{batch}"] = {n: statistics.median(v) for n, v in samples.items()}
+    names = sorted({n for r in results.values() for n in r}, key=lambda n: list(next(iter(results.values()))).index(n)
+                   if n in next(iter(results.values())) else 99)
+    print(f"\nimages/s, median of {args.reps} interleaved repetitions, {args.threads} threads, "
+          f"torch {torch.__version__}, onnxruntime {ort.__version__}, bf16 {'native' if bf16 else 'not native (skipped)'}\n")
+    print("| model, batch | " + " | ".join(names) + " | convnets / ONNX Runtime (best export) | convnets / PyTorch eager |")
+    print("|---" * (len(names) + 3) + "|")
+    for key, r in results.items():
+        best_ort = max(r.get("ort_convnets", 0), r.get("ort_torchvision", 0))
+        ours = r["convnets_inference_form"]
+        print(f"| {key.replace('/', ', ')} | " + " | ".join(f"{r[n]:.1f}" if n in r else "–" for n in names) +
+              f" | {ours / best_ort:.2f}x | {ours / r['pytorch_eager']:.2f}x |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

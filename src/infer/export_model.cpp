@@ -1,0 +1,112 @@
+#include "infer/export_model.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "infer/imagenet_classes.h"
+#include "infer/weights_for_inference.h"
+#include "models/inference_graph.h"
+#include "models/registry.h"
+#include "run/class_names.h"
+#include "run/data_setup.h"
+#include "util/file_io.h"
+#include "util/sha256.h"
+
+#ifndef CONVNETS_VERSION
+#define CONVNETS_VERSION "unknown"
+#endif
+
+namespace convnets {
+
+namespace {
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.9g", v);
+  return buf;
+}
+
+std::string triple(const std::array<double, 3>& v) {
+  return number(v[0]) + "," + number(v[1]) + "," + number(v[2]);
+}
+
+}  // namespace
+
+ExportResult run_export(const RunConfig& given, const ExportOptions& options, const RunContext& context) {
+  Console& console = *context.console;
+  if (options.output.empty() && options.triton_repository.empty())
+    throw std::invalid_argument("export needs --output FILE.onnx, --triton_repository DIR, or both");
+  if (options.topk < 1) throw std::invalid_argument("topk must be >= 1");
+  RunConfig config = given;
+  if (options.image_size > 0) config.eval_input.eval_image_size = options.image_size;
+  const ResolvedData data = resolve_data(config);
+  // Export reads weights on the CPU in float32; the file's own precision is options.fp16.
+  RunDevice cpu;
+  const LoadedWeights w = load_for_inference(config, cpu, /*allow_random=*/false, console);
+  const bool ema = w.ema_model != nullptr;
+  const InferenceGraph graph = inference_graph(ema ? *w.ema_model : *w.model, config.model.arch);
+
+  std::vector<std::string> names = load_class_names(config);
+  if (names.empty() && config.model.num_classes == 1000) names = imagenet_class_names();
+  if (names.empty()) {
+    for (int64_t c = 0; c < config.model.num_classes; ++c) names.push_back(std::to_string(c));
+  }
+  const EvalTransformOptions eval = eval_transform_options(config);
+  const double crop_fraction = eval.crop == EvalCrop::kResizeShorterThenCenter
+                                   ? static_cast<double>(eval.size) / static_cast<double>(eval.resize_shorter)
+                                   : eval.crop_fraction;
+  OnnxExportOptions o;
+  o.image_size = data.eval_size;
+  o.probabilities = options.probabilities;
+  o.topk = options.topk;
+  o.fp16 = options.fp16;
+  o.producer_version = CONVNETS_VERSION;
+  o.metadata = {
+      {"convnets.arch", config.model.arch},
+      {"convnets.num_classes", std::to_string(config.model.num_classes)},
+      {"convnets.image_size", std::to_string(data.eval_size)},
+      {"convnets.mean", triple(data.mean)},
+      {"convnets.std", triple(data.std)},
+      {"convnets.input", "float32 NCHW RGB, (pixel / 255 - mean) / std"},
+      {"convnets.interpolation", data.interpolation == Interpolation::kBicubic ? "bicubic" : "bilinear"},
+      {"convnets.crop_fraction", number(crop_fraction)},
+      {"convnets.eval_crop", eval.crop == EvalCrop::kResizeShorterThenCenter
+                                 ? "resize the shorter side to image_size / crop_fraction, centre crop"
+                                 : "centre crop crop_fraction of the shorter side, resize to image_size"},
+      {"convnets.class_names",
+       nlohmann::json(names).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
+      {"convnets.weights", w.source},
+      {"convnets.weights_sha256", sha256_hex(read_file(w.source))},
+      {"convnets.exported_weights", ema ? "ema" : "raw"},
+      {"convnets.precision", options.fp16 ? "float16" : "float32"},
+      {"convnets.batch_norm", w.batch_norm.describe() + ", folded into the convolutions"},
+      {"convnets.version", CONVNETS_VERSION}};
+  const std::string bytes = onnx_model_bytes(graph, o);
+
+  ExportResult result;
+  result.weights = ema ? "ema" : "raw";
+  result.source = w.source;
+  result.bytes = static_cast<int64_t>(bytes.size());
+  if (!options.output.empty()) {
+    write_file_atomic(options.output, bytes);  // no partial file on any error
+    result.onnx_path = options.output;
+  }
+  if (!options.triton_repository.empty()) {
+    TritonOptions t = options.triton;
+    if (t.model_name.empty()) t.model_name = config.model.arch;
+    if (t.max_batch_size < 1) throw std::invalid_argument("max_batch_size must be >= 1");
+    write_triton_repository(options.triton_repository, bytes,
+                            triton_config_pbtxt(onnx_input(o), onnx_outputs(graph, o), t), names,
+                            t.model_name);
+    result.repository_path = options.triton_repository + "/" + t.model_name;
+  }
+  console.info("exported " + config.model.arch + " (" + result.weights + " weights of " + w.source + ") at " +
+               std::to_string(data.eval_size) + "x" + std::to_string(data.eval_size) + ", " +
+               (options.fp16 ? "float16" : "float32") + ", " + std::to_string(graph.ops.size()) +
+               " layers, BatchNorm folded, " + std::to_string(result.bytes) + " bytes" +
+               (result.onnx_path.empty() ? "" : " -> " + result.onnx_path) +
+               (result.repository_path.empty() ? "" : "; Triton repository " + result.repository_path));
+  return result;
+}
+
+}  // namespace convnets

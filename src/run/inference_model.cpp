@@ -1,0 +1,62 @@
+#include "run/inference_model.h"
+
+#include <torch/torch.h>
+
+#include "run/autocast.h"
+#include "run/fast_inference.h"
+
+namespace convnets {
+
+InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const RunDevice& device,
+                               bool inference_form, Console* console)
+    : model_(std::move(model)), device_(device) {
+  description_ = "eager model";
+  if (!inference_form) {
+    if (device.autocast)
+      description_ += *device.autocast == torch::kBFloat16 ? ", autocast bf16" : ", autocast fp16";
+    return;
+  }
+  if (device.device.is_cuda()) {
+    folded_ = std::make_unique<InferenceGraph>(inference_graph(*model_, arch));
+    for (auto& op : folded_->ops) {
+      if (op.weight.defined()) op.weight = op.weight.to(device.device);
+      if (op.bias.defined()) op.bias = op.bias.to(device.device);
+    }
+    description_ = "inference form (BatchNorm folded, cuDNN)";
+    if (device.autocast)
+      description_ += *device.autocast == torch::kBFloat16 ? ", autocast bf16" : ", autocast fp16";
+    return;
+  }
+  const bool bf16 = device.autocast && *device.autocast == torch::kBFloat16;
+  if (!fast_inference_available() || (bf16 && !fast_inference_bf16_supported())) {
+    if (console)
+      console->notice(
+          !fast_inference_available()
+              ? "this build has no oneDNN fusion kernels: running the eager model"
+              : "this CPU has no native bfloat16 (AVX512-BF16 / AMX): the bf16 run uses the eager "
+                "model under autocast");
+    if (device.autocast) description_ += ", autocast bf16";
+    return;
+  }
+  fused_ = std::make_unique<FastInference>(inference_graph(*model_, arch),
+                                           bf16 ? torch::kBFloat16 : torch::kFloat);
+  description_ = std::string("inference form (BatchNorm folded, fused oneDNN kernels, ") +
+                 (bf16 ? "bfloat16" : "float32") + ")";
+}
+
+InferenceModel::~InferenceModel() = default;
+
+torch::Tensor InferenceModel::forward(const torch::Tensor& x) {
+  if (fused_) return fused_->forward(x);
+  c10::InferenceMode inference;
+  AutocastGuard autocast(device_.device.type(), device_.autocast);
+  if (folded_) return run_inference_graph(*folded_, x).to(torch::kFloat);
+  // The eager model in eval mode for this pass; a model that is training (train_and_eval) goes back to it.
+  const bool training = model_->is_training();
+  if (training) model_->eval();
+  torch::Tensor logits = model_->forward(x).to(torch::kFloat);
+  if (training) model_->train();
+  return logits;
+}
+
+}  // namespace convnets

@@ -1,0 +1,43 @@
+// What evaluation, prediction and the inference benchmark run forward passes on: the model's inference form
+// by default (models/inference_graph.h: BatchNorm folded; on the CPU the fused oneDNN kernels of
+// run/fast_inference.h, in bfloat16 with --amp where the CPU has it; on CUDA the folded graph with cuDNN),
+// or with --inference_form=false the eager training-form model in eval mode. Built from the model's
+// current weights: build it again after the weights change (train_and_eval does, at every evaluation).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "models/inference_graph.h"
+#include "models/layers.h"
+#include "run/run_device.h"
+#include "util/console.h"
+
+namespace convnets {
+
+class FastInference;
+
+class InferenceModel {
+ public:
+  // `inference_form` false: the eager model (run in eval mode, whatever mode it is in). A bfloat16 request
+  // (device.autocast) on a CPU without native bfloat16 runs the eager model under autocast, with a notice on
+  // `console`.
+  InferenceModel(ConvNetPtr model, const std::string& arch, const RunDevice& device, bool inference_form,
+                 Console* console = nullptr);
+  ~InferenceModel();
+  InferenceModel(const InferenceModel&) = delete;
+  InferenceModel& operator=(const InferenceModel&) = delete;
+
+  // `x`: normalised float NCHW on the device; float32 logits. No autograd.
+  torch::Tensor forward(const torch::Tensor& x);
+  // "eager", "inference form (oneDNN fused, float32)", ...: printed by the modes and logged.
+  const std::string& describe() const { return description_; }
+
+ private:
+  ConvNetPtr model_;
+  RunDevice device_;
+  std::unique_ptr<FastInference> fused_;    // CPU inference form
+  std::unique_ptr<InferenceGraph> folded_;  // CUDA inference form (weights on the device)
+  std::string description_;
+};
+
+}  // namespace convnets

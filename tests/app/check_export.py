@@ -1,0 +1,199 @@
+"""`convnets export` end to end: a train_and_eval result on Fashion-MNIST exported to ONNX and a Triton model
+repository; ONNX Runtime gets the top-1 that `convnets eval` reported on the same validation split; the Triton
+config parses as Triton's ModelConfig and agrees with the ONNX file; the metadata says how to preprocess; bad
+requests are clear errors that leave no file behind.
+
+usage: check_export.py CONVNETS_BINARY WORK_DIR
+"""
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from google.protobuf import text_format
+from PIL import Image
+
+BIN, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+FASHION = "/usr/share/datasets/fashion-mnist"
+shutil.rmtree(WORK, ignore_errors=True)
+os.makedirs(WORK)
+failures = []
+
+
+def check(ok, what, detail=""):
+    print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else "\n" + detail[-3000:]), flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def run(*args, expect=0):
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=900)
+    if expect is not None and p.returncode != expect:
+        sys.exit(f"convnets {' '.join(args)} -> {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
+    return p
+
+
+def final_data(path):
+    events = [json.loads(l[5:]) for l in open(path) if l.startswith("DLLL ")]
+    return [e["data"] for e in events if e["type"] == "LOG" and e["step"] == []][-1]
+
+
+def tfrecords(path):
+    """(encoded image, label) of a TFRecord file written by prepare_data (ImageNet schema, labels 1..N)."""
+    import tensorflow as tf  # the reference reader; imported late (slow)
+    for raw in tf.data.TFRecordDataset(path):
+        ex = tf.train.Example.FromString(raw.numpy())
+        feature = ex.features.feature
+        yield feature["image/encoded"].bytes_list.value[0], feature["image/class/label"].int64_list.value[0] - 1
+
+
+DATA, A = os.path.join(WORK, "fm"), os.path.join(WORK, "run")
+run("prepare_data", "--format", "fashion_mnist", "--input", FASHION, "--output", DATA, "--train_shards", "2")
+run("train_and_eval", "--arch", "resnet18", "--num_classes", "10", "--data_dir", DATA, "--image_size", "32",
+    "--eval_image_size", "32", "--workers", "2", "--crop_sampler", "resized_crop", "--lr_warmup_epochs", "0",
+    "--batch_size", "64", "--num_iter", "40", "--iter_unit", "batch", "--eval_batch_size", "500", "--lr_init", "0.5",
+    "--model_dir", A)
+run("eval", "--model_dir", A, "--eval_batch_size", "500")
+evaluated = final_data(os.path.join(A, "log.json"))
+# The two forms of the model (inference form: BatchNorm folded, fused oneDNN convolutions; training form: eager)
+# give the same top-1 and top-5 on the whole validation split.
+p = run("eval", "--model_dir", A, "--eval_batch_size", "500", "--inference_form", "false")
+eager = final_data(os.path.join(A, "log.json"))
+check(eager["top1_accuracy"] == evaluated["top1_accuracy"] and eager["top5_accuracy"] == evaluated["top5_accuracy"]
+      and 0.2 < evaluated["top1_accuracy"] < 1.0 and evaluated["form"].startswith("inference form")
+      and eager["form"] == "eager model",
+      f"eval top-1 / top-5 equal in both forms: {evaluated['top1_accuracy']} / {evaluated['top5_accuracy']} "
+      f"(inference form) vs {eager['top1_accuracy']} / {eager['top5_accuracy']} (eager)")
+
+# Export: the ONNX file and a Triton repository (CPU instances), with Softmax / TopK outputs.
+ONNX, REPO = os.path.join(WORK, "resnet18_fm.onnx"), os.path.join(WORK, "triton")
+p = run("export", "--model_dir", A, "--output", ONNX, "--probabilities", "--topk", "3", "--triton_repository", REPO,
+        "--model_name", "fashion", "--triton_instance_kind", "cpu", "--max_batch_size", "64")
+check("raw weights" in p.stdout and "BatchNorm folded" in p.stdout, "export says which weights it wrote", p.stdout)
+model = onnx.load(ONNX)
+onnx.checker.check_model(model, full_check=True)
+meta = {m.key: m.value for m in model.metadata_props}
+newest = sorted(n for n in os.listdir(A) if n.startswith("checkpoint_"))[-1]
+sha = hashlib.sha256(open(os.path.join(A, newest), "rb").read()).hexdigest()
+check(meta.get("convnets.arch") == "resnet18" and meta.get("convnets.image_size") == "32" and
+      meta.get("convnets.interpolation") == "bilinear" and meta.get("convnets.crop_fraction") == "0.888888889" and
+      json.loads(meta.get("convnets.class_names", "[]"))[7] == "Sneaker" and
+      meta.get("convnets.mean", "").startswith("0.485") and meta.get("convnets.weights_sha256") == sha and
+      meta.get("convnets.weights", "").endswith(newest) and "convnets.version" in meta,
+      "metadata_props: architecture, size, mean / std, interpolation, crop, class names, weights and SHA-256",
+      json.dumps(meta)[:2000])
+
+# ONNX Runtime over the whole validation split, preprocessed as convnets eval does (whole-image decode, shorter
+# side to 36 = 32 * 256 / 224 with PIL's bilinear, centre 32), top-1 against eval's.
+session = ort.InferenceSession(ONNX, providers=["CPUExecutionProvider"])
+mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
+images, labels = [], []
+for name in sorted(os.listdir(DATA)):
+    if not name.startswith("validation-"):
+        continue
+    for encoded, label in tfrecords(os.path.join(DATA, name)):
+        img = Image.open(io.BytesIO(encoded)).convert("RGB")
+        w, h = img.size
+        shorter = 32 * 256 // 224
+        rw, rh = w * shorter // min(w, h), h * shorter // min(w, h)
+        left, top = (rw - 32) // 2, (rh - 32) // 2
+        img = img.resize((rw, rh), Image.BILINEAR).crop((left, top, left + 32, top + 32))
+        images.append(((np.asarray(img, np.float32) / 255 - mean) / std).transpose(2, 0, 1))
+        labels.append(label)
+correct, total = 0, 0
+for start in range(0, len(images), 500):
+    batch = np.stack(images[start:start + 500])
+    logits, probabilities, classes = session.run(None, {"input": batch})
+    correct += int((logits.argmax(1) == np.array(labels[start:start + 500])).sum())
+    total += len(batch)
+check(total == evaluated["images"] == 10000 and correct / total == evaluated["top1_accuracy"],
+      f"ONNX Runtime top-1 on the validation split {correct}/{total} = {correct / total} equals convnets eval's "
+      f"{evaluated['top1_accuracy']}")
+check(classes.shape[1] == 3 and (classes[:, 0] == logits.argmax(1)).all(), "classes: the top-3 indices")
+
+# --fp16 on the trained network and real images: ONNX Runtime CPU runs it, logits within 1e-2 of the float32
+# file's, and the same top-1 wherever the float32 margin between the two best classes is not itself at the
+# level of half-precision rounding (2x the image's largest logit error).
+HALF = os.path.join(WORK, "resnet18_fm_fp16.onnx")
+run("export", "--model_dir", A, "--output", HALF, "--fp16")
+half_session = ort.InferenceSession(HALF, providers=["CPUExecutionProvider"])
+full, half = [], []
+for start in range(0, len(images), 500):
+    batch = np.stack(images[start:start + 500])
+    full.append(session.run(["logits"], {"input": batch})[0])
+    half.append(half_session.run(["logits"], {"input": batch})[0])
+full, half = np.concatenate(full).astype(np.float64), np.concatenate(half).astype(np.float64)
+half_rel = float(np.linalg.norm(half - full) / np.linalg.norm(full))
+best2 = -np.sort(-full, axis=1)[:, :2]
+clear = (best2[:, 0] - best2[:, 1]) > 2 * np.abs(half - full).max(1)
+flips = int((half.argmax(1) != full.argmax(1)).sum())
+check(half_rel < 1e-2 and (half.argmax(1) == full.argmax(1))[clear].all() and clear.mean() > 0.99,
+      f"fp16 file on the validation split: {half_rel:.2e} from float32 (bound 1e-2); top-1 equal on the "
+      f"{int(clear.sum())} images with a clear margin ({flips} flips among all {len(full)})")
+
+# The Triton repository: config.pbtxt parses as Triton's ModelConfig (tritonclient's model_config_pb2, loaded by
+# path: its package would pull in gRPC) and agrees with the ONNX file.
+pb2_path = None
+for root in sys.path:
+    candidate = os.path.join(root, "tritonclient", "grpc", "model_config_pb2.py")
+    if os.path.exists(candidate):
+        pb2_path = candidate
+        break
+spec = importlib.util.spec_from_file_location("model_config_pb2", pb2_path)
+model_config_pb2 = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(model_config_pb2)
+config = text_format.Parse(open(os.path.join(REPO, "fashion", "config.pbtxt")).read(), model_config_pb2.ModelConfig())
+onnx_io = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim][1:]
+           for v in list(model.graph.input) + list(model.graph.output)}
+onnx_types = {v.name: v.type.tensor_type.elem_type for v in list(model.graph.input) + list(model.graph.output)}
+triton_type = {onnx.TensorProto.FLOAT: model_config_pb2.TYPE_FP32, onnx.TensorProto.INT64: model_config_pb2.TYPE_INT64}
+tensors = list(config.input) + list(config.output)
+check(config.name == "fashion" and config.backend == "onnxruntime" and config.max_batch_size == 64 and
+      [t.name for t in config.input] == ["input"] and [t.name for t in config.output] == ["logits", "probabilities", "classes"]
+      and all(list(t.dims) == onnx_io[t.name] and t.data_type == triton_type[onnx_types[t.name]] for t in tensors),
+      "config.pbtxt: Triton's ModelConfig, inputs and outputs as in the ONNX file", str(config))
+check(list(config.dynamic_batching.preferred_batch_size) == [8, 16, 32, 64] and
+      config.dynamic_batching.max_queue_delay_microseconds == 100 and
+      config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU and
+      config.output[0].label_filename == "labels.txt",
+      "dynamic batching, a CPU instance group, the label file")
+labels_txt = open(os.path.join(REPO, "fashion", "labels.txt")).read().splitlines()
+check(labels_txt == open(os.path.join(A, "classes.txt")).read().splitlines() and
+      open(os.path.join(REPO, "fashion", "1", "model.onnx"), "rb").read() == open(ONNX, "rb").read(),
+      "labels.txt holds the class names; 1/model.onnx is the exported file")
+p = run("export", "--model_dir", A, "--triton_repository", os.path.join(WORK, "gpu_repo"), "--triton_tensorrt_fp16")
+gpu = text_format.Parse(open(os.path.join(WORK, "gpu_repo", "resnet18", "config.pbtxt")).read(),
+                        model_config_pb2.ModelConfig())
+accelerator = gpu.optimization.execution_accelerators.gpu_execution_accelerator[0]
+check(gpu.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU and accelerator.name == "tensorrt"
+      and accelerator.parameters["precision_mode"] == "FP16" and gpu.max_batch_size == 128,
+      "GPU repository: KIND_GPU, TensorRT FP16 accelerator, max_batch_size 128 by default")
+
+# Errors: clear messages, and no file left behind.
+out = os.path.join(WORK, "none.onnx")
+p = run("export", "--arch", "resnet51", "--weights", os.path.join(A, "final_weights.pt"), "--output", out, expect=None)
+check(p.returncode != 0 and "resnet51" in p.stderr and "resnet18" in p.stderr and not os.path.exists(out),
+      "an unknown architecture is named, with the known ones", p.stderr)
+p = run("export", "--arch", "resnet34", "--num_classes", "10", "--weights", os.path.join(A, "final_weights.pt"),
+        "--output", out, expect=None)
+check(p.returncode != 0 and "final_weights.pt" in p.stderr and "missing" in p.stderr and not os.path.exists(out),
+      "weights of another architecture are refused, naming the file and the mismatch", p.stderr[-1500:])
+blocked = os.path.join(WORK, "not_a_dir")
+open(blocked, "w").close()
+p = run("export", "--model_dir", A, "--output", os.path.join(blocked, "m.onnx"), expect=None)
+check(p.returncode != 0 and "not_a_dir" in p.stderr and not any(n.startswith(".m.onnx") for n in os.listdir(WORK)),
+      "an unwritable output path is an error naming it, with no partial file", p.stderr)
+p = run("export", "--model_dir", A, expect=None)
+check(p.returncode != 0 and "--output" in p.stderr, "export without --output or --triton_repository is refused", p.stderr)
+
+if failures:
+    sys.exit(f"{len(failures)} check(s) failed")
+shutil.rmtree(WORK, ignore_errors=True)
+print("all export checks passed")

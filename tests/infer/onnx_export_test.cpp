@@ -1,0 +1,161 @@
+// The inference form and its ONNX export, for every architecture, on torchvision weights calibrated on
+// photos (tests/python/make_model_fixtures.py: BatchNorm statistics that are not the initialisation's, so a
+// folding error shows). ONNX Runtime runs the exported files in tests/python/check_onnx.py.
+#include "infer/onnx_export.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "models/inference_graph.h"
+#include "models/registry.h"
+#include "run/fast_inference.h"
+#include "test_support.h"
+#include "util/file_io.h"
+#include "util/safetensors.h"
+#include "util/weights.h"
+
+namespace convnets {
+namespace {
+
+std::string weights_path(const std::string& arch, bool full) {
+  if (full) return testing::fixtures_dir() + "/" + arch + "_full.pt";
+  const auto& names = model_names();
+  const auto index = std::find(names.begin(), names.end(), arch) - names.begin();
+  return testing::fixtures_dir() + "/" + arch + (index % 2 == 0 ? ".pt" : ".safetensors");
+}
+
+ConvNetPtr torchvision_model(const std::string& arch, bool full) {
+  const BatchNormDefaults bn = find_model(arch).torchvision_bn;
+  ConvNetPtr model = create_model(arch, {.bn_momentum = bn.momentum, .bn_eps = bn.eps});
+  load_model_weights(*model, weights_path(arch, full));
+  model->eval();
+  return model;
+}
+
+struct Case {
+  std::string arch;
+  bool full;  // at the architecture's own resolution (else 64 px)
+};
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.arch << (c.full ? " at its own resolution" : " at 64 px");
+}
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return info.param.arch + (info.param.full ? "_full" : "_64px");
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  for (const auto& name : model_names()) out.push_back({name, false});
+  for (const char* name : {"resnet50", "efficientnet_b0", "efficientnet_b4"}) out.push_back({name, true});
+  return out;
+}
+
+class InferenceForm : public ::testing::TestWithParam<Case> {};
+
+// Folding is exact: in float64 the inference graph gives the eager eval-mode model's logits (summation
+// order aside), so any error in a folded weight or a wired residual shows at 1e-10. In float32 the folded
+// model is held to the bound the eager model is held to against float64 (tests/parity).
+TEST_P(InferenceForm, FoldedGraphEqualsTheModelInFloat64) {
+  const Case c = GetParam();
+  const auto io = testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"));
+  ConvNetPtr model = torchvision_model(c.arch, c.full);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = io.at("input");
+  const InferenceGraph graph32 = inference_graph(*model, c.arch);
+  const torch::Tensor folded32 = run_inference_graph(graph32, x);
+  const double bound = std::max(testing::fp32_forward_bound(*model),
+                                4 * testing::rel_error(io.at("eval_logits_fp32"), io.at("eval_logits")));
+  model->to(torch::kDouble);
+  const InferenceGraph graph = inference_graph(*model, c.arch, torch::kDouble);
+  const torch::Tensor eager = model->forward(x.to(torch::kDouble));
+  ASSERT_GE(testing::distinct_top1(eager), 3) << "the model gives the same class for every photo";
+  EXPECT_LT(testing::rel_error(run_inference_graph(graph, x.to(torch::kDouble)), eager), 1e-10);
+  EXPECT_LT(testing::rel_error(folded32, eager), bound);
+  EXPECT_TRUE(torch::equal(folded32.argmax(1), eager.argmax(1)));
+  // No BatchNorm is left: one convolution per Conv2d of the model.
+  int64_t convs = 0, graph_convs = 0;
+  for (const auto& m : model->modules(false)) convs += m->as<torch::nn::Conv2dImpl>() != nullptr;
+  for (const auto& op : graph.ops) graph_convs += op.kind == InferenceOpKind::kConv;
+  EXPECT_EQ(graph_convs, convs);
+}
+
+// The fused CPU form (oneDNN convolutions with their activation and residual, prepacked weights) gives the
+// eager model's logits: the bound the eager model is held to against float64 (tests/parity), or 1e-4.
+TEST_P(InferenceForm, FusedCpuFormGivesTheModelsLogits) {
+  if (!fast_inference_available()) GTEST_SKIP() << "no oneDNN fusion kernels in this build";
+  const Case c = GetParam();
+  const auto io = testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"));
+  ConvNetPtr model = torchvision_model(c.arch, c.full);
+  const torch::Tensor x = io.at("input");
+  FastInference fused(inference_graph(*model, c.arch));
+  torch::Tensor eager;
+  {
+    torch::NoGradGuard no_grad;
+    eager = model->forward(x);
+  }
+  const double bound = std::max({1e-4, testing::fp32_forward_bound(*model),
+                                 4 * testing::rel_error(io.at("eval_logits_fp32"), io.at("eval_logits"))});
+  const torch::Tensor logits = fused.forward(x);
+  std::printf("%s: fused vs eager %.2e, vs float64 %.2e (bound %.1e)\n", c.arch.c_str(),
+              testing::rel_error(logits, eager), testing::rel_error(logits, io.at("eval_logits")), bound);
+  EXPECT_LT(testing::rel_error(logits, eager), bound);
+  EXPECT_LT(testing::rel_error(logits, io.at("eval_logits")), bound) << "against float64";
+  const auto top5 = [](const torch::Tensor& t) { return std::get<0>(std::get<1>(t.topk(5, 1)).sort(1)); };
+  EXPECT_TRUE(torch::equal(top5(logits), top5(eager))) << "top-5 sets";
+  // A second batch size reuses nothing stale (weights are packed per input shape), and batch 1 agrees too.
+  EXPECT_LT(testing::rel_error(fused.forward(x.narrow(0, 0, 1)), eager.narrow(0, 0, 1)), bound);
+  EXPECT_LT(testing::rel_error(fused.forward(x), logits), 1e-6);
+  // At 32 px the last stage runs on 1x1 maps, where oneDNN's fused residual add cannot run (the form falls
+  // back to separate ops there).
+  const torch::Tensor small = x.narrow(2, 0, 32).narrow(3, 0, 32);
+  torch::Tensor small_eager;
+  {
+    torch::NoGradGuard no_grad;
+    small_eager = model->forward(small);
+  }
+  EXPECT_LT(testing::rel_error(fused.forward(small), small_eager), bound) << "at 32 px";
+}
+
+// The exported file, in float32 and float16, through ONNX Runtime (tests/python/check_onnx.py): the checker
+// (full_check), logits against ours and torchvision's, batches of 1, 7 and 64 through the same file.
+TEST_P(InferenceForm, OnnxRuntimeGivesOurLogits) {
+  const Case c = GetParam();
+  const auto io = testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"));
+  ConvNetPtr model = torchvision_model(c.arch, c.full);
+  const InferenceGraph graph = inference_graph(*model, c.arch);
+  const torch::Tensor input = io.at("input");
+  torch::Tensor ours;
+  {
+    torch::NoGradGuard no_grad;
+    ours = model->forward(input);
+  }
+  testing::ScratchDir dir;
+  OnnxExportOptions o;
+  o.image_size = input.size(2);
+  o.probabilities = true;
+  o.metadata = {{"convnets.arch", c.arch}};
+  write_file_atomic(dir.file("model.onnx"), onnx_model_bytes(graph, o));
+  o.fp16 = true;
+  o.probabilities = false;
+  write_file_atomic(dir.file("model_fp16.onnx"), onnx_model_bytes(graph, o));
+  save_safetensors(dir.file("io.safetensors"), {{"input", input},
+                                                {"ours", ours},
+                                                {"torchvision", io.at("eval_logits")},
+                                                {"torchvision_fp32", io.at("eval_logits_fp32")},
+                                                {"torchvision_fp16", io.at("eval_logits_fp16")}});
+  const std::string cmd = testing::python_exe() + " " + testing::tests_source_dir() +
+                          "/python/check_onnx.py " + dir.file("model.onnx") + " " +
+                          dir.file("model_fp16.onnx") + " " + dir.file("io.safetensors") + " " +
+                          std::to_string(graph.num_classes);
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllArchitectures, InferenceForm, ::testing::ValuesIn(cases()), case_name);
+
+}  // namespace
+}  // namespace convnets
