@@ -5,6 +5,7 @@
 // when no --recipe is given, so they see the trained model's architecture and classes.
 #include <malloc.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <filesystem>
@@ -85,8 +86,55 @@ struct Mode {
   std::function<void(CLI::App*)> extra_options = {};  // options of this mode alone (not configuration keys)
 };
 
+// Every mode's name and key groups, for telling a user which mode takes a key the current one does not.
+std::vector<std::pair<std::string, std::set<KeyGroup>>>& mode_groups() {
+  static std::vector<std::pair<std::string, std::set<KeyGroup>>> modes;
+  return modes;
+}
+
+// Keys that mean the same thing on the training and the reading side.
+const std::map<std::string, std::string>& counterpart_keys() {
+  static const std::map<std::string, std::string> keys = {{"image_size", "eval_image_size"},
+                                                          {"eval_image_size", "image_size"}};
+  return keys;
+}
+
+// The error for arguments a mode does not take: a configuration key of another mode says which modes take it
+// and what this mode uses instead; anything else is an unknown option.
+std::string unexpected_arguments_message(const std::string& mode, const std::set<KeyGroup>& groups,
+                                         const std::vector<std::string>& extras) {
+  for (const std::string& arg : extras) {
+    if (arg.rfind("--", 0) != 0) continue;
+    const std::string key =
+        arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
+    const auto& keys = config_keys();
+    const auto info =
+        std::find_if(keys.begin(), keys.end(), [&](const ConfigKeyInfo& k) { return k.name == key; });
+    if (info == keys.end()) return mode + ": unknown option --" + key + " (see convnets " + mode + " --help)";
+    std::string takers;
+    for (const auto& [name, g] : mode_groups()) {
+      if (g.count(info->group)) takers += (takers.empty() ? "" : ", ") + name;
+    }
+    std::string message = mode + " does not take --" + key + " (a key of the " +
+                          key_group_title(info->group) + " group, " +
+                          (takers.empty() ? "which no mode takes as a flag" : "taken by " + takers) + ")";
+    const auto other = counterpart_keys().find(key);
+    if (other != counterpart_keys().end()) {
+      const auto o = std::find_if(keys.begin(), keys.end(),
+                                  [&](const ConfigKeyInfo& k) { return k.name == other->second; });
+      if (o != keys.end() && groups.count(o->group)) message += "; " + mode + " uses --" + other->second;
+    }
+    return message;
+  }
+  std::string all;
+  for (const auto& a : extras) all += (all.empty() ? "" : " ") + a;
+  return mode + ": unexpected arguments: " + all;
+}
+
 void add_mode(CLI::App& app, const Mode& mode) {
   auto* cmd = app.add_subcommand(mode.name, mode.help);
+  mode_groups().emplace_back(mode.name, mode.groups);
+  cmd->allow_extras();  // reported by the callback, naming the mode that takes a misplaced key
   auto args = std::make_shared<RunArgs>();
   cmd->add_option("--recipe", args->recipe, "YAML recipe file (see recipes/); flags override its keys")
       ->check(CLI::ExistingFile);
@@ -109,7 +157,9 @@ void add_mode(CLI::App& app, const Mode& mode) {
     args->options[key.name] = opt;
   }
   if (mode.extra_options) mode.extra_options(cmd);
-  cmd->callback([args, mode] {
+  cmd->callback([args, mode, cmd] {
+    if (!cmd->remaining().empty())
+      throw std::invalid_argument(unexpected_arguments_message(mode.name, mode.groups, cmd->remaining()));
     const RunConfig config = resolve(*args, mode.use_model_dir_config);
     set_max_image_pixels(config.data.max_image_pixels);
     mode.run(config);

@@ -1,11 +1,13 @@
 """CPU inference side by side, one run, interleaved repetitions, medians: convnets' inference form and its
-eager model (`convnets inference_benchmark`), PyTorch eager, torch.compile (inductor, freezing on) and ONNX
-Runtime on convnets' own export and on torchvision's, for each model and batch size; fp32, and bf16 where
-the CPU has native bf16 (convnets --amp, PyTorch autocast).
+eager model (`convnets inference_benchmark`), PyTorch eager, torch.compile (inductor, freezing on), ONNX
+Runtime on convnets' own export and on torchvision's, and OpenVINO on convnets' export (f32 precision hint,
+latency hint, the shape made static per batch), for each model and batch size; fp32, and bf16 where the CPU
+has native bf16 (convnets --amp, PyTorch autocast).
 
 usage: .venv/bin/python bench/cpu_inference_bench.py --binary build/app/convnets [--models resnet50,efficientnet_b0]
        [--batches 1,32] [--reps 5] [--seconds 4] [--threads N] [--no-compile] [--json out.json]
-Prints a Markdown table (images/s, median of the repetitions) and the ratios to ONNX Runtime and PyTorch eager.
+Prints a Markdown table (images/s, median of the repetitions) and the ratios to the faster of ONNX Runtime and
+OpenVINO, and to PyTorch eager. OpenVINO is skipped when it is not installed (scripts/setup.sh --test installs it).
 """
 import argparse
 import json
@@ -20,6 +22,11 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import torchvision
+
+try:
+    import openvino
+except ImportError:  # the comparison runs without it
+    openvino = None
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--binary", required=True)
@@ -108,6 +115,14 @@ def main():
                 contenders["torch_compile"] = lambda: timed(comp, batch, args.seconds)
             for name, session in sessions.items():
                 contenders[name] = (lambda s: lambda: timed(lambda: s.run(None, {"input": xn}), batch, args.seconds))(session)
+            if openvino is not None:
+                core = openvino.Core()
+                ov_model = core.read_model(ours_onnx)
+                ov_model.reshape({"input": [batch, 3, size, size]})
+                request = core.compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                               "PERFORMANCE_HINT": "LATENCY",
+                                                               "INFERENCE_NUM_THREADS": args.threads}).create_infer_request()
+                contenders["openvino_convnets"] = lambda: timed(lambda: request.infer({"input": xn}), batch, args.seconds)
             if bf16:
                 contenders["convnets_inference_form_bf16"] = convnets_runner(arch, weights, batch, size, True, True)
 
@@ -125,14 +140,18 @@ def main():
     names = sorted({n for r in results.values() for n in r}, key=lambda n: list(next(iter(results.values()))).index(n)
                    if n in next(iter(results.values())) else 99)
     print(f"\nimages/s, median of {args.reps} interleaved repetitions, {args.threads} threads, "
-          f"torch {torch.__version__}, onnxruntime {ort.__version__}, bf16 {'native' if bf16 else 'not native (skipped)'}\n")
-    print("| model, batch | " + " | ".join(names) + " | convnets / ONNX Runtime (best export) | convnets / PyTorch eager |")
-    print("|---" * (len(names) + 3) + "|")
+          f"torch {torch.__version__}, onnxruntime {ort.__version__}, "
+          f"openvino {openvino.__version__ if openvino else 'not installed'}, "
+          f"bf16 {'native' if bf16 else 'not native (skipped)'}\n")
+    print("| model, batch | " + " | ".join(names) +
+          " | convnets / ONNX Runtime (best export) | convnets / OpenVINO | convnets / PyTorch eager |")
+    print("|---" * (len(names) + 4) + "|")
     for key, r in results.items():
         best_ort = max(r.get("ort_convnets", 0), r.get("ort_torchvision", 0))
         ours = r["convnets_inference_form"]
+        ov = f"{ours / r['openvino_convnets']:.2f}x" if "openvino_convnets" in r else "–"
         print(f"| {key.replace('/', ', ')} | " + " | ".join(f"{r[n]:.1f}" if n in r else "–" for n in names) +
-              f" | {ours / best_ort:.2f}x | {ours / r['pytorch_eager']:.2f}x |")
+              f" | {ours / best_ort:.2f}x | {ov} | {ours / r['pytorch_eager']:.2f}x |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"threads": args.threads, "results": results}, f, indent=1)

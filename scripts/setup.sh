@@ -6,7 +6,7 @@
 #   bash scripts/setup.sh          what the app needs: build tools, the Debian libraries, Fashion-MNIST, torch
 #   bash scripts/setup.sh --test   also what the test suite needs: GoogleTest, Google Benchmark, clang (the
 #                                  fuzzers), the photo fixtures, and the Python references (torchvision,
-#                                  timm, TensorFlow, PIL, safetensors, NumPy)
+#                                  timm, TensorFlow, PIL, safetensors, NumPy, ONNX Runtime, OpenVINO)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TEST=0
@@ -27,13 +27,13 @@ if [ "$TEST" = 1 ]; then
   APT_PACKAGES+=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
                  plasma-workspace-wallpapers)
   PIP_PACKAGES+=("torchvision==0.26.0" "timm==1.0.31" "tensorflow-cpu==2.21.0" "safetensors" "numpy" "pillow"
-                 "onnx==1.23.2" "onnxruntime==1.32.0")
+                 "onnx==1.23.2" "onnxruntime==1.32.0" "openvino==2026.4.1")
   # Triton's ModelConfig protobuf for checking config.pbtxt; its other dependencies (gRPC clients, an older
   # ml_dtypes than TensorFlow's) are not needed for that one module.
   PIP_NO_DEPS=("tritonclient==2.73.0")
   PIP_CHECK+='
 want.update({"torchvision": "0.26.0", "timm": "1.0.31", "tensorflow-cpu": "2.21.0", "onnx": "1.23.2",
-             "onnxruntime": "1.32.0", "tritonclient": "2.73.0"})
+             "onnxruntime": "1.32.0", "openvino": "2026.4.1", "tritonclient": "2.73.0"})
 import safetensors, numpy, PIL  # noqa: F401'
 fi
 PIP_CHECK+='

@@ -8,12 +8,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 #include <string>
 
+#include "data/jpeg_codec.h"
+#include "util/console.h"
+#include "util/file_io.h"
+#include "util/random.h"
 #include "util/safetensors.h"
 
 namespace convnets::testing {
@@ -105,6 +110,41 @@ class ScratchDir {
     return c;
   }
   std::filesystem::path path_;
+};
+
+// An image folder dataset: <root>/{train,val}/class<c>/<i>.jpg, `classes` x `per_class` JPEGs of `size` px
+// per split, each class a different brightness with noise (easy to tell apart, not all the same).
+inline void write_image_folder(const std::filesystem::path& root, int classes, int per_class, int size = 40) {
+  Rng rng(7);
+  for (const std::string split : {"train", "val"}) {
+    for (int c = 0; c < classes; ++c) {
+      const auto dir = root / split / ("class" + std::to_string(c));
+      std::filesystem::create_directories(dir);
+      for (int i = 0; i < per_class; ++i) {
+        ImageU8 img(size, size);
+        const int base = 40 + 150 * c / std::max(1, classes - 1);
+        for (auto& p : img.pixels) p = static_cast<uint8_t>(base + rng.uniform_int(60));
+        write_file_atomic((dir / (std::to_string(i) + ".jpg")).string(), encode_jpeg(img, 90));
+      }
+    }
+  }
+}
+
+// An HxWx3 uint8 tensor as an image (a copy).
+inline ImageU8 image_of(const torch::Tensor& t) {
+  ImageU8 img(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)));
+  std::memcpy(img.pixels.data(), t.contiguous().data_ptr(), img.pixels.size());
+  return img;
+}
+
+// A console that keeps what a run says, for tests that check it.
+class RecordingConsole : public Console {
+ public:
+  void info(const std::string& text) override { out += text + "\n"; }
+  void diagnostic(const std::string& line) override { err += line + "\n"; }
+  void progress(const std::string&) override {}
+  void end_progress() override {}
+  std::string out, err;
 };
 
 }  // namespace convnets::testing

@@ -1,6 +1,7 @@
 #include "data/device_batch_source.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 namespace convnets {
 namespace {

@@ -1,6 +1,7 @@
 // `inference_benchmark`: forward passes only over a sweep of batch sizes, on synthetic uint8 batches that
 // already sit on the device (as in the seeds: this measures the model, not the input path).
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <chrono>
 #include <cstdio>

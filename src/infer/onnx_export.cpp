@@ -1,6 +1,7 @@
 #include "infer/onnx_export.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 

@@ -1,7 +1,8 @@
 // `predict`: the top-k classes of one image or of every JPEG / PNG under a directory, decoded whole and
 // transformed as evaluation does (PIL's and torchvision's pixels), with the EMA weights when the checkpoint
 // has them.
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <chrono>
 #include <cstdio>

@@ -1,6 +1,7 @@
 #include "models/inference_graph.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <stdexcept>
 #include <variant>

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "run/data_setup.h"
 #include "util/file_io.h"
 
 namespace convnets {
@@ -33,6 +34,9 @@ std::vector<std::string> load_class_names(const RunConfig& config) {
     }
     return names;
   }
+  // An image folder names its classes by its directories.
+  std::vector<std::string> folders = data_class_names(config.data.data_dir);
+  if (static_cast<int64_t>(folders.size()) == config.model.num_classes) return folders;
   return {};
 }
 

@@ -1,5 +1,6 @@
 // The class names of a run's model: --class_names, else <data_dir>/classes.txt, else
-// <model_dir>/classes.txt. (predict falls back to ImageNet's compiled-in names: infer/imagenet_classes.h.)
+// <model_dir>/classes.txt, else an image folder's class directories. (predict falls back to ImageNet's
+// compiled-in names: infer/imagenet_classes.h.)
 #pragma once
 #include <string>
 #include <vector>

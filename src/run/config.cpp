@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "models/registry.h"
+#include "run/data_setup.h"
 #include "util/file_io.h"
 
 namespace convnets {
@@ -723,6 +724,14 @@ RunConfig resolve_config(const std::string& recipe_path,
   RunConfig config = default_config(arch);
   for (const auto& [k, v] : recipe) set_config_value(config, k, v, "recipe '" + recipe_path + "'");
   for (const auto& [k, v] : flags) set_config_value(config, k, v, "flag --" + k);
+  // Unless a recipe or flag says otherwise, the data says how many classes there are.
+  auto sets = [](const auto& pairs, const std::string& key) {
+    return std::any_of(pairs.begin(), pairs.end(), [&](const auto& kv) { return kv.first == key; });
+  };
+  if (!sets(recipe, "num_classes") && !sets(flags, "num_classes")) {
+    const std::vector<std::string> classes = data_class_names(config.data.data_dir);
+    if (!classes.empty()) config.model.num_classes = static_cast<int64_t>(classes.size());
+  }
   check_config(config);
   return config;
 }

@@ -1,10 +1,12 @@
 #include "run/data_setup.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include "data/image_folder_dataset.h"
 #include "data/tfrecord_dataset.h"
 #include "models/registry.h"
+#include "util/file_io.h"
 
 namespace convnets {
 namespace fs = std::filesystem;
@@ -44,13 +46,36 @@ std::shared_ptr<const ImageSource> open_split(const RunConfig& config, bool trai
       if (static_cast<int64_t>(ds->classes().size()) != config.model.num_classes) {
         throw std::runtime_error("image folder '" + p.string() + "' has " +
                                  std::to_string(ds->classes().size()) +
-                                 " classes, but num_classes = " + std::to_string(config.model.num_classes));
+                                 " classes, but num_classes = " + std::to_string(config.model.num_classes) +
+                                 " (set by a flag, a recipe or the run's config.yaml; left unset, it is "
+                                 "taken from the data)");
       }
       return ds;
     }
   }
   throw std::runtime_error("data_dir '" + dir + "' has neither '" + split + "-*' TFRecord shards nor a '" +
                            folders.front() + "' image folder; convert data with `convnets prepare_data`");
+}
+
+std::vector<std::string> data_class_names(const std::string& dir) {
+  std::error_code ec;
+  if (dir.empty() || !fs::is_directory(dir, ec)) return {};
+  if (has_prefix_file(dir, "train-") || has_prefix_file(dir, "validation-")) {
+    const fs::path names = fs::path(dir) / "classes.txt";
+    if (!fs::is_regular_file(names, ec)) return {};
+    std::vector<std::string> out;
+    std::istringstream in(read_file(names.string()));
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) out.push_back(line);
+    }
+    return out;
+  }
+  for (const char* split : {"train", "val", "validation"}) {
+    const fs::path p = fs::path(dir) / split;
+    if (fs::is_directory(p, ec)) return class_directories(p.string());
+  }
+  return {};
 }
 
 ResolvedData resolve_data(const RunConfig& config) {

@@ -1,7 +1,9 @@
 #include "run/evaluate.h"
 
 #include <torch/cuda.h>
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <chrono>
 
@@ -23,6 +25,13 @@ EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group) {
   r.top5 = static_cast<double>(r.correct5) / static_cast<double>(r.images);
   r.loss = r.loss_sum / static_cast<double>(r.images);
   return r;
+}
+
+TopkHits count_topk_hits(const torch::Tensor& logits, const torch::Tensor& labels) {
+  const int64_t k = std::min<int64_t>(5, logits.size(1));
+  const torch::Tensor top = std::get<1>(logits.topk(k, 1));
+  const torch::Tensor hits = top.eq(labels.unsqueeze(1));
+  return {hits.select(1, 0).sum(), hits.any(1).sum()};
 }
 
 EvalResult evaluate(InferenceModel& model, Loader& loader, const RunDevice& device, const ResolvedData& data,
@@ -47,11 +56,9 @@ EvalResult evaluate(InferenceModel& model, Loader& loader, const RunDevice& devi
         normalize_images(batch->images.to(device.device, /*non_blocking=*/async), data.mean, data.std);
     const torch::Tensor labels = batch->labels.to(device.device, /*non_blocking=*/async);
     const torch::Tensor logits = model.forward(images);
-    const int64_t k = std::min<int64_t>(5, logits.size(1));
-    const torch::Tensor top = std::get<1>(logits.topk(k, 1));
-    const torch::Tensor hits = top.eq(labels.unsqueeze(1));
-    correct1 += hits.select(1, 0).sum();
-    correct5 += hits.any(1).sum();
+    const TopkHits hits = count_topk_hits(logits, labels);
+    correct1 += hits.top1;
+    correct5 += hits.top5;
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .to(torch::kDouble);

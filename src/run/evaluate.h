@@ -34,6 +34,13 @@ struct EvalOptions {
   bool allow_empty_shard = false;  // data parallel: a rank may hold no images; the sum over ranks may not
 };
 
+// How many rows of `logits` [N, C] have their label (`labels` [N]) as the best class, and among the best
+// min(5, C) classes. Exact counts (int64 tensors on the logits' device, so evaluation syncs once at the end).
+struct TopkHits {
+  torch::Tensor top1, top5;
+};
+TopkHits count_topk_hits(const torch::Tensor& logits, const torch::Tensor& labels);
+
 // Data parallel: each rank evaluated its shard; the sums are the whole split's exact figures (throughput:
 // the sum over ranks; latency: this rank's).
 EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group);

@@ -1,6 +1,7 @@
 #include "run/inference_model.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "run/autocast.h"
 #include "run/fast_inference.h"

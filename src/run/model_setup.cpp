@@ -1,6 +1,7 @@
 #include "run/model_setup.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdio>
 #include <unordered_map>

@@ -1,6 +1,7 @@
 #include "train/train_metrics.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdio>
 #include <stdexcept>

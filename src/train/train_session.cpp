@@ -1,6 +1,7 @@
 #include "train/train_session.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <filesystem>
 

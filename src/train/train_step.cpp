@@ -1,6 +1,8 @@
 #include "train/train_step.h"
 
-#include <torch/torch.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "run/autocast.h"
 #include "train/loss.h"

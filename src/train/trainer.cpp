@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -226,9 +227,14 @@ TrainOutcome run_training(const RunConfig& given_config, TrainMode mode, const R
                                     {epoch, micro, 0, plan.updates_per_epoch, plan.total_updates},
                                     epochs_done, metric, metadata, session);
   };
-  DeviceBatchSource batches({session.device().device, data.mean, data.std, config.model.num_classes,
-                             config.optim.label_smoothing, static_cast<uint64_t>(config.iterations.seed),
-                             session.rank(), session.world()});
+  DeviceBatchSource batches({.device = session.device().device,
+                             .mean = data.mean,
+                             .std = data.std,
+                             .num_classes = config.model.num_classes,
+                             .label_smoothing = config.optim.label_smoothing,
+                             .seed = static_cast<uint64_t>(config.iterations.seed),
+                             .rank = session.rank(),
+                             .world_size = session.world()});
   TrainMetrics metrics(session.device(), config.optim.max_nonfinite_steps);
 
   bool stopped = false;

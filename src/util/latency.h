@@ -1,6 +1,7 @@
 // Latency statistics of timed batches: mean and true percentiles (linear interpolation between order
 // statistics, NumPy's default), in milliseconds.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 namespace convnets {

@@ -1,6 +1,7 @@
 #include "util/state_dict.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <sstream>
 #include <unordered_map>

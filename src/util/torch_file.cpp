@@ -1,6 +1,7 @@
 #include "util/torch_file.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstring>
 #include <nlohmann/json.hpp>

@@ -50,4 +50,14 @@ for mode, flag in (("prepare_data", "--train_shards"), ("info", "--image_size"))
     check(flag in help_of(mode), f"{mode} --help lists {flag}")
 p = subprocess.run([BIN, "info", "--arch", "resnet18", "--image-size", "64"], capture_output=True, text=True)
 check(p.returncode == 0 and "resnet18 at 64x64" in p.stdout, "info --image-size still works", p.stderr)
+# A key of another mode is named as such, with the modes that take it and what this mode uses instead.
+p = subprocess.run([BIN, "eval", "--model_dir", "/nonexistent", "--image_size", "64"], capture_output=True, text=True)
+check(p.returncode != 0 and "eval does not take --image_size (a key of the Training input group, taken by train, "
+      "train_and_eval, training_benchmark); eval uses --eval_image_size" in p.stderr,
+      "eval --image_size: which modes take it, and eval's key instead", p.stderr)
+p = subprocess.run([BIN, "predict", "--lr_init=0.1"], capture_output=True, text=True)
+check(p.returncode != 0 and "predict does not take --lr_init (a key of the Optimisation group, taken by train" in p.stderr,
+      "predict --lr_init=0.1 names the modes that take it", p.stderr)
+p = subprocess.run([BIN, "eval", "--no_such_key", "1"], capture_output=True, text=True)
+check(p.returncode != 0 and "eval: unknown option --no_such_key" in p.stderr, "an unknown option is named", p.stderr)
 print("all help checks passed")

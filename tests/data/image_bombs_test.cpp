@@ -197,6 +197,31 @@ TEST(ImageBombs, HeadersClaimingHugeImagesAreRefusedBeforeAllocating) {
       << square.error;
 }
 
+// Products that wrap 32-bit arithmetic: 65500 x 65500 (libjpeg's largest side) = 4,290,250,000 and 50000 x
+// 50000 = 2.5e9 are negative or small as int32, so a limit computed in 32 bits would let them through.
+TEST(ImageBombs, SizesWhoseProductWraps32BitsAreRefused) {
+  for (const std::string& jpeg : {with_jpeg_size(encode_gray_jpeg(64, 64, {}), 65500, 65500),
+                                  with_jpeg_size(encode_gray_jpeg(64, 64, many_scans(2)), 65500, 65500)}) {
+    const Outcome o = run_measured([&] { decode_jpeg(jpeg); });
+    EXPECT_NE(o.error.find("JPEG of 65500x65500 = 4290250000 pixels exceeds the limit"), std::string::npos)
+        << o.error;
+    EXPECT_LT(o.peak_growth_kb, kSmallKb);
+  }
+  // 65535 is beyond libjpeg's own limit: refused by libjpeg, with its message.
+  const Outcome beyond =
+      run_measured([&] { decode_jpeg(with_jpeg_size(encode_gray_jpeg(64, 64, {}), 65535, 65535)); });
+  EXPECT_NE(beyond.error.find("corrupt JPEG"), std::string::npos) << beyond.error;
+  EXPECT_LT(beyond.peak_growth_kb, kSmallKb);
+  const Outcome png = run_measured([&] { decode_png(png_claiming(50000, 50000, 0)); });
+  EXPECT_NE(png.error.find("PNG of 50000x50000 = 2500000000 pixels exceeds the limit"), std::string::npos)
+      << png.error;
+  EXPECT_LT(png.peak_growth_kb, kSmallKb);
+  // The check itself, at the products' edges: 2^32 + 1 pixels wraps to 1 in 32 bits.
+  EXPECT_THROW(check_image_size(65537, 65537, "test"), ImageTooLargeError);
+  EXPECT_THROW(check_image_size(int64_t{1} << 32, 1, "test"), ImageTooLargeError);
+  EXPECT_NO_THROW(check_image_size(13377, 13377, "test"));  // 178,944,129: just under PIL's limit
+}
+
 // Under the limit, a file that claims a big image but holds no data costs only what it decodes: the PNG
 // row buffer is no longer zero-filled up front (10000 x 10000 x 3 = 300 MB before).
 TEST(ImageBombs, ClaimsUnderTheLimitCostOnlyTheDataThatIsThere) {

@@ -16,7 +16,10 @@
 // --fp16 (CUDA): fp16 autocast with a dynamic GradScaler (init 1024); --overflow_step S --overflow_rank R
 // makes rank R's loss infinite at step S, so every rank must skip that update and halve its scale.
 #include <ATen/Context.h>
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/sgd.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <iostream>
 #include <limits>

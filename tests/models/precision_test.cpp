@@ -1,7 +1,9 @@
 // channels_last and autocast must not break the models.
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "models/registry.h"
 #include "test_support.h"

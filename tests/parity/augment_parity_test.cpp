@@ -1,27 +1,19 @@
 // Every AutoAugment / RandAugment op against PIL (fixtures from make_augment_fixtures.py).
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "data/augment.h"
 #include "test_support.h"
 #include "util/safetensors.h"
 
 namespace convnets {
-namespace {
-
-ImageU8 to_image(const torch::Tensor& t) {
-  ImageU8 img(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)));
-  std::memcpy(img.pixels.data(), t.contiguous().data_ptr(), img.pixels.size());
-  return img;
-}
-
-}  // namespace
 
 // Tolerances: exact for the lookup-table ops; +-1 for the blends (PIL's smoothing filter rounds in fixed
 // point); geometric ops may resolve a nearest-neighbour tie differently on < 0.5% of pixels.
 TEST(AugmentOps, MatchPil) {
   auto fx = testing::load_fixture("augment/expected.safetensors");
-  const ImageU8 source = to_image(fx.at("source"));
+  const ImageU8 source = testing::image_of(fx.at("source"));
   int checked = 0;
   for (int o = 0; o <= static_cast<int>(AugmentOp::kSolarizeAdd); ++o) {
     const auto op = static_cast<AugmentOp>(o);

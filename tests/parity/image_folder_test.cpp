@@ -1,7 +1,8 @@
 // prepare_data on an image folder made by PIL: labels from sorted class names, re-encoding, skips; PNG
 // through the loader from image folders and TFRecords.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <cstdio>

@@ -1,6 +1,7 @@
 // TFRecords written by TensorFlow are read field for field; ours are read by TensorFlow; JPEG decode vs PIL.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
 

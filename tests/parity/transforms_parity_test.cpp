@@ -1,6 +1,7 @@
 // CPU transforms against PIL / TensorFlow / torchvision (fixtures from make_transform_fixtures.py).
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,12 +18,6 @@ namespace {
 std::map<std::string, torch::Tensor>& fixtures() {
   static auto m = testing::load_fixture("transforms/expected.safetensors");
   return m;
-}
-
-ImageU8 to_image(const torch::Tensor& t) {
-  ImageU8 img(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)));
-  std::memcpy(img.pixels.data(), t.contiguous().data_ptr(), img.pixels.size());
-  return img;
 }
 
 int max_diff(const ImageU8& a, const torch::Tensor& b) {
@@ -92,7 +87,7 @@ void expect_same_distribution(const CropStats& ours, const CropStats& ref, const
 }  // namespace
 
 TEST(PilResize, BitExactWithBoxesBothFilters) {
-  const ImageU8 src = to_image(fixtures().at("resize.src"));
+  const ImageU8 src = testing::image_of(fixtures().at("resize.src"));
   for (const std::string filter : {"bilinear", "bicubic"}) {
     for (int k = 0; k < 5; ++k) {
       const std::string key = "resize." + filter + "." + std::to_string(k);

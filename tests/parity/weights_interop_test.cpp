@@ -1,6 +1,7 @@
 // C++ -> Python (torch.load weights_only, safetensors, torchvision load_state_dict strict) -> C++, exact.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
 

@@ -13,6 +13,9 @@ crops at 64 px with the float64 eval logits (model and input upcast) and PyTorch
 resnet50, efficientnet_b0 and efficientnet_b4 are also calibrated at their own resolution (<arch>_full.pt,
 <arch>_full_io.safetensors) and get a train-mode pass in float64 at 128 px with a fixed seed (shared dropout /
 stochastic-depth masks): logits, loss, every parameter gradient, the running statistics after it.
+
+--part K --parts N writes the share of part K of N (architectures split by their measured cost, on one
+thread each), so that CTest runs the parts side by side; each part writes parameter_counts_K.json.
 """
 import argparse
 import copy
@@ -31,6 +34,10 @@ ALL = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] + [f"effici
 FULL = {"resnet50": 224, "efficientnet_b0": 224, "efficientnet_b4": 380}
 TRAIN_CHECKED = {"resnet50": 128, "efficientnet_b0": 128, "efficientnet_b4": 128}
 TRAIN_SEED = 1234
+# Seconds each architecture's fixtures take on one thread (measured), to split the work into equal parts;
+# "timm" is the timm models at the end.
+COST = {"efficientnet_b4": 55, "resnet50": 14, "efficientnet_b0": 8, "efficientnet_b7": 6, "efficientnet_b6": 5,
+        "efficientnet_b5": 4, "resnet152": 4, "timm": 3}
 CALIBRATION_IMAGES = 32
 TEST_IMAGES = 8
 
@@ -58,15 +65,28 @@ def eval_io(model, images):
     return {"input": images, "eval_logits": logits64, "eval_logits_fp32": logits32, "eval_logits_fp16": logits16}
 
 
+def parts(n):
+    """ALL and "timm" split into n lists of about equal cost (largest first, each to the cheapest part)."""
+    shares, totals = [[] for _ in range(n)], [0] * n
+    for item in sorted(ALL + ["timm"], key=lambda a: -COST.get(a, 2)):
+        k = totals.index(min(totals))
+        shares[k].append(item)
+        totals[k] += COST.get(item, 2)
+    return shares
+
+
 def main():
-    # Most of the suite waits for these fixtures: use two threads even where OMP_NUM_THREADS=1 (scripts/test.sh).
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
+    parser.add_argument("--part", type=int, default=0)
+    parser.add_argument("--parts", type=int, default=1)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    mine = parts(args.parts)[args.part]
     counts = {}
     for index, arch in enumerate(ALL):
+        if arch not in mine:
+            continue
         model, crops, generator = discriminative(arch, index, 64, CALIBRATION_IMAGES, seed=index)
         counts[arch] = sum(p.numel() for p in model.parameters() if p.requires_grad)
         state = model.state_dict()
@@ -101,10 +121,14 @@ def main():
                                         os.path.join(args.out, f"{arch}_full_io.safetensors"))
         top1 = io["eval_logits"].argmax(1).tolist()
         print(f"{arch}: {counts[arch]} parameters; top-1 of the 8 test photos: {top1}", flush=True)
-    with open(os.path.join(args.out, "parameter_counts.json"), "w") as f:
+    with open(os.path.join(args.out, f"parameter_counts_{args.part}.json"), "w") as f:
         json.dump(counts, f)
+    if "timm" in mine:
+        make_timm_fixtures(args.out)
 
-    # timm's own EfficientNet-B0 layout (conv_stem, blocks.S.B.conv_dw, ...) and its ResNet-50.
+
+def make_timm_fixtures(out):
+    """timm's own EfficientNet-B0 layout (conv_stem, blocks.S.B.conv_dw, ...) and its ResNet-50."""
     import timm
     for arch in ["efficientnet_b0", "resnet50"]:
         torch.manual_seed(7)
@@ -114,9 +138,9 @@ def main():
         real_images.scale_activations(model, crops[:16], generator)
         real_images.randomize_affine(model, generator)  # timm's BatchNormAct2d subclasses BatchNorm2d
         real_images.calibrate(model, crops)
-        torch.save(model.state_dict(), os.path.join(args.out, f"timm_{arch}.pt"))
+        torch.save(model.state_dict(), os.path.join(out, f"timm_{arch}.pt"))
         safetensors.torch.save_file({k: v.contiguous() for k, v in eval_io(model, crops[:TEST_IMAGES]).items()},
-                                    os.path.join(args.out, f"timm_{arch}_io.safetensors"))
+                                    os.path.join(out, f"timm_{arch}_io.safetensors"))
     print("timm fixtures written", flush=True)
 
 

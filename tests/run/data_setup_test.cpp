@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "data/loader.h"
 #include "models/registry.h"
+#include "test_support.h"
+#include "util/file_io.h"
 
 namespace convnets {
 
@@ -38,6 +43,43 @@ TEST(RunSetup, EvalTransformOptionsFollowEachArchitecture) {
   c.eval_input.eval_image_size = 128;
   EXPECT_EQ(eval_transform_options(c).interpolation, Interpolation::kBilinear);
   EXPECT_EQ(eval_transform_options(c).size, 128);
+}
+
+// Every architecture normalises with ImageNet's mean and std (torchvision's and timm's constants), mean
+// subtracted, std divided: (pixel / 255 - mean) / std, in that order.
+TEST(RunSetup, NormalisationIsImageNetsMeanThenStd) {
+  for (const auto& name : model_names()) {
+    const ResolvedData d = resolve_data(default_config(name));
+    EXPECT_EQ(d.mean, (std::array<double, 3>{0.485, 0.456, 0.406})) << name;
+    EXPECT_EQ(d.std, (std::array<double, 3>{0.229, 0.224, 0.225})) << name;
+  }
+  const torch::Tensor pixel =
+      torch::tensor({0, 128, 255}, torch::kUInt8).view({1, 1, 3, 1}).expand({1, 1, 3, 3});
+  const ResolvedData d = resolve_data(default_config("resnet50"));
+  const torch::Tensor x = normalize_images(pixel.contiguous(), d.mean, d.std);  // [1, 3, 1, 3]
+  for (int c = 0; c < 3; ++c) {
+    const double expected[3] = {(0 / 255.0 - 0.485) / 0.229, (128 / 255.0 - 0.456) / 0.224,
+                                (1 - 0.406) / 0.225};
+    EXPECT_NEAR(x[0][c][0][c].item<double>(), expected[c], 1e-6) << "channel " << c;
+  }
+}
+
+// num_classes: the data's own count when no recipe or flag sets it (an image folder's class directories,
+// classes.txt beside TFRecords), the flag's when one does; 1000 without data.
+TEST(RunSetup, NumClassesComesFromTheDataUnlessSet) {
+  testing::ScratchDir dir;
+  for (const char* c : {"cat", "dog", "emu"})
+    std::filesystem::create_directories(dir.path() / "folders/train" / c);
+  EXPECT_EQ(resolve_config("", {{"data_dir", dir.file("folders")}}).model.num_classes, 3);
+  EXPECT_EQ(data_class_names(dir.file("folders")), (std::vector<std::string>{"cat", "dog", "emu"}));
+  EXPECT_EQ(resolve_config("", {{"data_dir", dir.file("folders")}, {"num_classes", "5"}}).model.num_classes,
+            5);
+  std::filesystem::create_directories(dir.path() / "records");
+  write_file_atomic(dir.file("records/train-00000-of-00001"), "");
+  write_file_atomic(dir.file("records/classes.txt"), "a\nb\r\n");
+  EXPECT_EQ(resolve_config("", {{"data_dir", dir.file("records")}}).model.num_classes, 2);
+  EXPECT_EQ(resolve_config("", {}).model.num_classes, 1000);
+  EXPECT_EQ(resolve_config("", {{"data_dir", dir.file("missing")}}).model.num_classes, 1000);
 }
 
 }  // namespace convnets

@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
+#include <tuple>
 
 #include "data/mixing.h"
 #include "test_support.h"
@@ -36,6 +40,56 @@ TEST(GradScaler, UnscalesSkipsAndBacksOffOnInjectedInf) {
   EXPECT_FALSE(fixed.unscale({w}));
   fixed.update();
   EXPECT_DOUBLE_EQ(fixed.current_scale(), 128);  // static
+}
+
+// The dynamic scale step by step (torch.amp.GradScaler's rule): it grows only after `growth_interval`
+// consecutive finite steps (not one earlier), grows again after another interval, backs off by its factor on
+// every overflow (several in a row compound), and an overflow restarts the count of finite steps.
+TEST(GradScaler, GrowsExactlyEveryIntervalAndBacksOffOnEveryOverflow) {
+  for (const auto& [growth, backoff, interval] :
+       std::vector<std::tuple<double, double, int64_t>>{{2.0, 0.5, 3}, {3.0, 0.25, 2}, {2.0, 0.5, 1}}) {
+    GradScaler scaler({.init_scale = 1024,
+                       .growth_factor = growth,
+                       .backoff_factor = backoff,
+                       .growth_interval = interval});
+    torch::Tensor w = torch::ones({3}, torch::requires_grad());
+    auto step = [&](bool inject_inf) {
+      w.mutable_grad().reset();
+      scaler.scale(w.sum()).backward();
+      if (inject_inf) w.mutable_grad()[1] = std::numeric_limits<float>::quiet_NaN();
+      const bool ok = scaler.unscale({w});
+      scaler.update();
+      return ok;
+    };
+    const std::string what = "growth " + std::to_string(growth) + ", backoff " + std::to_string(backoff) +
+                             ", interval " + std::to_string(interval);
+    double expected = 1024;
+    for (int round = 0; round < 2; ++round) {  // two growths in a row
+      for (int64_t i = 1; i < interval; ++i) {
+        EXPECT_TRUE(step(false));
+        EXPECT_DOUBLE_EQ(scaler.current_scale(), expected) << what << ": grew after " << i << " steps";
+      }
+      EXPECT_TRUE(step(false));
+      expected *= growth;
+      EXPECT_DOUBLE_EQ(scaler.current_scale(), expected) << what << ": growth " << round + 1;
+    }
+    // Two overflows in a row back off twice.
+    EXPECT_FALSE(step(true));
+    expected *= backoff;
+    EXPECT_DOUBLE_EQ(scaler.current_scale(), expected) << what;
+    EXPECT_FALSE(step(true));
+    expected *= backoff;
+    EXPECT_DOUBLE_EQ(scaler.current_scale(), expected) << what;
+    EXPECT_EQ(scaler.skipped_steps(), 2);
+    // interval - 1 finite steps, an overflow: the count restarts, so it takes a full interval again.
+    for (int64_t i = 1; i < interval; ++i) EXPECT_TRUE(step(false));
+    EXPECT_FALSE(step(true));
+    expected *= backoff;
+    for (int64_t i = 1; i < interval; ++i) EXPECT_TRUE(step(false));
+    EXPECT_DOUBLE_EQ(scaler.current_scale(), expected) << what << ": the count survived an overflow";
+    EXPECT_TRUE(step(false));
+    EXPECT_DOUBLE_EQ(scaler.current_scale(), expected * growth) << what;
+  }
 }
 
 TEST(Ema, MatchesPythonReferenceIncludingBuffers) {

@@ -10,6 +10,7 @@
 
 #include "data/jpeg_codec.h"
 #include "test_support.h"
+#include "train/checkpoint.h"
 #include "train/stage_plan.h"
 #include "util/file_io.h"
 #include "util/weights.h"
@@ -19,18 +20,7 @@ namespace {
 
 // 2 classes x `per_class` images of 40x40: dark or bright squares with noise, easy to tell apart.
 void write_folder(const std::filesystem::path& root, int per_class) {
-  Rng rng(7);
-  for (const std::string split : {"train", "val"}) {
-    for (int c = 0; c < 2; ++c) {
-      const auto dir = root / split / ("class" + std::to_string(c));
-      std::filesystem::create_directories(dir);
-      for (int i = 0; i < per_class; ++i) {
-        ImageU8 img(40, 40);
-        for (auto& p : img.pixels) p = static_cast<uint8_t>((c ? 170 : 60) + rng.uniform_int(60));
-        write_file_atomic((dir / (std::to_string(i) + ".jpg")).string(), encode_jpeg(img, 90));
-      }
-    }
-  }
+  testing::write_image_folder(root, 2, per_class);
 }
 
 TEST(Trainer, ProgressiveStagesAmpAndEmaOnAnImageFolder) {
@@ -122,6 +112,56 @@ TEST(Trainer, SkippedRecordsAreCountedInTheLogsAndTheEvalResult) {
   };
   EXPECT_EQ(column(header, 6), "skipped_records");
   EXPECT_EQ(column(row, 6), "2");  // 26 files, both bad ones met in the one (whole-dataset) batch
+}
+
+// Resuming from a checkpoint taken inside an epoch continues with exactly the micro-batch after the last one
+// trained: the resumed run's final weights equal the uninterrupted run's bit for bit, from checkpoints taken
+// one update into an epoch and one update before its end (an off-by-one in where a checkpoint says it
+// stopped, or in where the loader restarts, changes the data of a step and so the weights).
+TEST(Trainer, ResumingInsideAnEpochContinuesWithTheNextMicroBatch) {
+  testing::ScratchDir dir;
+  write_folder(dir.path() / "data", 12);
+  auto config = [&](const std::string& run) {
+    return resolve_config("", {{"arch", "resnet18"},
+                               {"num_classes", "2"},
+                               {"data_dir", dir.file("data")},
+                               {"model_dir", dir.file(run)},
+                               {"image_size", "16"},
+                               {"batch_size", "6"},
+                               {"num_iter", "2"},
+                               {"checkpoint_every_steps", "1"},
+                               {"keep_checkpoints", "100"},
+                               {"ema_decay", "0.5"},
+                               {"lr_warmup_epochs", "0"},
+                               {"lr_init", "0.5"},
+                               {"workers", "2"}});
+  };
+  testing::RecordingConsole quiet;
+  const TrainOutcome full = run_training(config("full"), TrainMode::kTrain, {.console = &quiet});
+  EXPECT_EQ(full.updates, 8);  // 24 images / 6, 2 epochs
+  const NamedTensors expected = load_weights(full.final_weights);
+  for (const int64_t updates : {5, 7}) {  // epoch 2: one update in, and one before its end
+    const std::string run = "resumed_" + std::to_string(updates);
+    std::filesystem::create_directories(dir.file(run));
+    const std::string name = checkpoint_file_name(1, updates);
+    std::filesystem::copy_file(dir.file("full/" + name), dir.file(run + "/" + name));
+    const ResumePoint at = check_training_checkpoint(load_checkpoint(dir.file(run + "/" + name)), name,
+                                                     {.updates_per_epoch = 4,
+                                                      .micro_per_epoch = 4,
+                                                      .grad_accum_steps = 1,
+                                                      .rng_state_bytes = cpu_rng_state().numel(),
+                                                      .ema = true});
+    EXPECT_EQ(at.epoch, 1) << name;
+    EXPECT_EQ(at.micro_batch, updates - 4) << name;
+    EXPECT_EQ(at.updates, updates) << name;
+    const TrainOutcome resumed = run_training(config(run), TrainMode::kTrain, {.console = &quiet});
+    EXPECT_EQ(resumed.updates, 8);
+    const NamedTensors got = load_weights(resumed.final_weights);
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_TRUE(torch::equal(got[i].second, expected[i].second))
+          << "resumed at update " << updates << ": " << got[i].first;
+  }
 }
 
 }  // namespace

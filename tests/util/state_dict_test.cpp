@@ -1,7 +1,8 @@
 #include "util/state_dict.h"
 
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "models/registry.h"
 

@@ -1,7 +1,8 @@
 #include "util/weights.h"
 
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "models/registry.h"
 #include "test_support.h"
