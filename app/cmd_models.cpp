@@ -14,14 +14,14 @@ void add_models_command(CLI::App& app) {
   cmd->add_flag("-v,--verbose", *verbose,
                 "Also print each model's default recipe: its configuration keys and values");
   cmd->callback([verbose] {
-    std::printf("%-16s %12s %6s %6s %6s %-9s %7s  %s\n", "arch", "params", "train", "eval", "crop", "interp",
-                "dropout", "recipe");
+    std::printf("%-20s %12s %6s %6s %6s %-12s %-9s %7s  %s\n", "arch", "params", "train", "eval", "crop",
+                "crop_mode", "interp", "dropout", "recipe");
     for (const auto& e : model_registry()) {
       const int64_t params = count_parameters(*e.create({}));
-      std::printf("%-16s %12lld %6lld %6lld %6.3f %-9s %7.2f  %s\n", e.name.c_str(),
+      std::printf("%-20s %12lld %6lld %6lld %6.3f %-12s %-9s %7.2f  %s\n", e.name.c_str(),
                   static_cast<long long>(params), static_cast<long long>(e.data.train_size),
-                  static_cast<long long>(e.data.eval_size), e.data.crop_pct, e.data.interpolation.c_str(),
-                  e.dropout, e.recipe.name.c_str());
+                  static_cast<long long>(e.data.eval_size), e.data.crop_pct, crop_mode_name(e.data.crop_mode),
+                  e.data.interpolation.c_str(), e.dropout, e.recipe.name.c_str());
       if (!*verbose) continue;
       std::string line;
       for (const auto& [key, value] : e.recipe.values) line += (line.empty() ? "" : " ") + key + "=" + value;

@@ -83,7 +83,6 @@ struct Mode {
   std::set<KeyGroup> groups;  // the keys it takes as flags (a recipe or config.yaml may hold them all)
   bool use_model_dir_config;  // reads <model_dir>/config.yaml when no --recipe is given
   std::function<void(const RunConfig&)> run;
-  std::function<void(CLI::App*)> extra_options = {};  // options of this mode alone (not configuration keys)
 };
 
 // Every mode's name and key groups, for telling a user which mode takes a key the current one does not.
@@ -131,6 +130,25 @@ std::string unexpected_arguments_message(const std::string& mode, const std::set
   return mode + ": unexpected arguments: " + all;
 }
 
+const char* type_name(KeyType kind) {
+  switch (kind) {
+    case KeyType::kInteger:
+      return "INT";
+    case KeyType::kNumber:
+      return "FLOAT";
+    case KeyType::kBool:
+      return "[BOOL]";
+    case KeyType::kText:
+      return "TEXT";
+    case KeyType::kChoice:
+      return "CHOICE";
+    case KeyType::kNumberList:
+    case KeyType::kIntegerList:
+      return "LIST";
+  }
+  return "VALUE";
+}
+
 void add_mode(CLI::App& app, const Mode& mode) {
   auto* cmd = app.add_subcommand(mode.name, mode.help);
   mode_groups().emplace_back(mode.name, mode.groups);
@@ -143,20 +161,15 @@ void add_mode(CLI::App& app, const Mode& mode) {
     std::string& slot = args->values[key.name];
     const std::string text = key.help + " [" + key.type + "]";
     CLI::Option* opt = cmd->add_option("--" + key.name, slot, text);
-    if (key.is_bool) {
+    if (key.is_bool()) {
       opt->expected(0, 1)->type_name("[BOOL]");  // --amp, --amp=false, --amp true
       args->booleans.insert(key.name);
     } else {
-      opt->type_name(key.type == "integer"                                             ? "INT"
-                     : key.type == "number"                                            ? "FLOAT"
-                     : key.type == "list of numbers" || key.type == "list of integers" ? "LIST"
-                     : key.type == "text"                                              ? "TEXT"
-                                                                                       : "CHOICE");
+      opt->type_name(type_name(key.kind));
     }
     opt->group(key_group_title(key.group));
     args->options[key.name] = opt;
   }
-  if (mode.extra_options) mode.extra_options(cmd);
   cmd->callback([args, mode, cmd] {
     if (!cmd->remaining().empty())
       throw std::invalid_argument(unexpected_arguments_message(mode.name, mode.groups, cmd->remaining()));
@@ -164,63 +177,6 @@ void add_mode(CLI::App& app, const Mode& mode) {
     set_max_image_pixels(config.data.max_image_pixels);
     mode.run(config);
   });
-}
-
-// `export`: the model's keys (which weights, which architecture) plus options of its own.
-void add_export_mode(CLI::App& app) {
-  auto exporting = std::make_shared<ExportOptions>();
-  auto instance_kind = std::make_shared<std::string>("gpu");
-  auto options = [exporting, instance_kind](CLI::App* cmd) {
-    const std::string g = "Export";
-    cmd->add_option("--output", exporting->output, "the ONNX file to write")->group(g);
-    cmd->add_option("--image_size", exporting->image_size,
-                    "input resolution of the exported model; 0: the architecture's eval size")
-        ->check(CLI::Range(int64_t{0}, int64_t{4096}))
-        ->group(g);
-    cmd->add_flag("--probabilities", exporting->probabilities,
-                  "also output `probabilities` (Softmax) and `classes` (TopK of --topk)")
-        ->group(g);
-    cmd->add_option("--topk", exporting->topk, "classes in the `classes` output")
-        ->check(CLI::Range(int64_t{1}, int64_t{1000}))
-        ->group(g);
-    cmd->add_flag("--fp16", exporting->fp16, "half-precision weights and compute; float32 input and outputs")
-        ->group(g);
-    const std::string t = "Triton model repository";
-    cmd->add_option("--triton_repository", exporting->triton_repository,
-                    "write DIR/NAME/{config.pbtxt, 1/model.onnx, labels.txt}")
-        ->group(t);
-    cmd->add_option("--model_name", exporting->triton.model_name, "NAME; default: the architecture")
-        ->group(t);
-    cmd->add_option("--max_batch_size", exporting->triton.max_batch_size, "Triton's max_batch_size")
-        ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
-        ->group(t);
-    cmd->add_option("--triton_instance_kind", *instance_kind, "instance_group kind")
-        ->check(CLI::IsMember({"gpu", "cpu"}))
-        ->group(t);
-    cmd->add_option("--triton_instances", exporting->triton.instance_count, "instances per device")
-        ->check(CLI::Range(int64_t{1}, int64_t{64}))
-        ->group(t);
-    cmd->add_flag("--triton_tensorrt_fp16", exporting->triton.tensorrt_fp16,
-                  "GPU: ONNX Runtime's TensorRT execution accelerator in FP16")
-        ->group(t);
-    cmd->add_option("--max_queue_delay_us", exporting->triton.max_queue_delay_microseconds,
-                    "dynamic batching: longest wait to fill a batch (microseconds)")
-        ->check(CLI::Range(int64_t{0}, int64_t{10000000}))
-        ->group(t);
-  };
-  add_mode(app,
-           {"export",
-            "Write the model's inference form as ONNX (and a Triton model repository) from --weights or the "
-            "newest checkpoint in --model_dir",
-            {K::kModel, K::kWeights, K::kData, K::kOutput},
-            true,
-            [exporting, instance_kind](const RunConfig& c) {
-              ExportOptions o = *exporting;
-              o.triton.instance_kind =
-                  *instance_kind == "cpu" ? TritonInstanceKind::kCpu : TritonInstanceKind::kGpu;
-              run_export(c, o, app_context());
-            },
-            options});
 }
 
 }  // namespace
@@ -278,7 +234,13 @@ void add_run_commands(CLI::App& app) {
               reuse_freed_memory();
               run_inference_benchmark(c, app_context());
             }});
-  add_export_mode(app);
+  add_mode(app,
+           {"export",
+            "Write the model's inference form as ONNX (and a Triton model repository) from --weights or the "
+            "newest checkpoint in --model_dir",
+            {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kOutput, K::kExport},
+            true,
+            [](const RunConfig& c) { run_export(c, app_context()); }});
 }
 
 }  // namespace convnets::app

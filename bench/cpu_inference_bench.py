@@ -70,15 +70,27 @@ def convnets_runner(arch, weights, batch, size, form, amp):
     return run
 
 
+# Architectures whose reference is timm's (the rest are torchvision's, by the same name).
+TIMM = {"resnext101_32x4d": "resnext101_32x4d", "se_resnext101_32x4d": "seresnext101_32x4d",
+        **{f"efficientnet_v2_b{i}": f"tf_efficientnetv2_b{i}" for i in range(4)}}
+
+
+def reference_model(arch):
+    if arch in TIMM:
+        import timm
+        return timm.create_model(TIMM[arch], pretrained=False)
+    return getattr(torchvision.models, arch)()
+
+
 def main():
     results = {}
     for arch in args.models.split(","):
         size = 224
-        model = getattr(torchvision.models, arch)().eval()
+        model = reference_model(arch).eval()
         weights = os.path.join(work, arch + ".pt")
         torch.save(model.state_dict(), weights)
         ours_onnx = os.path.join(work, arch + "_convnets.onnx")
-        subprocess.run([args.binary, "export", "--arch", arch, "--weights", weights, "--output", ours_onnx],
+        subprocess.run([args.binary, "export", "--arch", arch, "--weights", weights, "--onnx_output", ours_onnx],
                        check=True, capture_output=True)
         tv_onnx = os.path.join(work, arch + "_torchvision.onnx")
         x1 = torch.randn(1, 3, size, size)

@@ -16,10 +16,14 @@
 #include <string>
 
 #include "data/jpeg_codec.h"
+#include "models/registry.h"
+#include "run/config.h"
+#include "run/model_setup.h"
 #include "util/console.h"
 #include "util/file_io.h"
 #include "util/random.h"
 #include "util/safetensors.h"
+#include "util/weights.h"
 
 namespace convnets::testing {
 
@@ -128,6 +132,17 @@ inline void write_image_folder(const std::filesystem::path& root, int classes, i
       }
     }
   }
+}
+
+// A weights file written elsewhere (torchvision, timm) as the app runs it: renamed into the model's layout,
+// built with the conventions the file implies (BatchNorm, a foreign layout's padding), in eval mode.
+inline ConvNetPtr reference_model(const std::string& arch, const std::string& path) {
+  const WeightsFile file = load_weights_file(path);
+  const ResolvedWeights r = resolve_weights(default_config(arch), file.tensors, file.metadata, false, path);
+  ConvNetPtr model = create_model(arch, model_overrides(r.config));
+  load_state_dict(*model, r.weights.tensors, /*strict=*/true);
+  model->eval();
+  return model;
 }
 
 // An HxWx3 uint8 tensor as an image (a copy).

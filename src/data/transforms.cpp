@@ -104,6 +104,9 @@ ImageU8 eval_from(const Source& src, const EvalTransformOptions& o) {
     const Box box = center_crop_after_shorter_resize(src.width(), src.height(), o.resize_shorter, o.size);
     return src.resized(box, /*confined=*/false, o.size, o.size, o.interpolation);
   }
+  if (o.crop == EvalCrop::kSquash)
+    return src.resized({0.0, 0.0, static_cast<double>(src.width()), static_cast<double>(src.height())},
+                       /*confined=*/true, o.size, o.size, o.interpolation);
   const double fraction = o.crop_fraction > 0 ? o.crop_fraction : static_cast<double>(o.size) / (o.size + 32);
   const CropRect c = center_crop_fraction(src.width(), src.height(), fraction);
   return src.resized({static_cast<double>(c.x), static_cast<double>(c.y), static_cast<double>(c.x + c.width),

@@ -29,7 +29,10 @@ struct TrainTransformOptions {
   double randaugment_magnitude = 10;
 };
 
-enum class EvalCrop { kResizeShorterThenCenter, kCenterFractionThenResize };
+// kResizeShorterThenCenter: the shorter side to resize_shorter, the centre size x size (torchvision, timm
+// "center"); kCenterFractionThenResize: the centre crop_fraction of the shorter side, resized to size
+// (TensorFlow's); kSquash: the whole image resized to size x size (timm "squash").
+enum class EvalCrop { kResizeShorterThenCenter, kCenterFractionThenResize, kSquash };
 
 struct EvalTransformOptions {
   int size = 224;

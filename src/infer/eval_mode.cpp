@@ -22,7 +22,8 @@ EvalModeResult run_eval_mode(const RunConfig& config, const RunContext& context)
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
   RunLogs logs(config, LogAccess::kReader, main_rank, console);
   logs.parameters(config);
-  SplitEvaluator evaluator(std::move(split), config, device, group, config.iterations.warmup_steps, &console);
+  SplitEvaluator evaluator(std::move(split), w.config, device, group, config.iterations.warmup_steps,
+                           &console);
   console.info("evaluating " + w.source + " on " + std::to_string(records) + " records (" +
                device.describe() + (job ? ", " + std::to_string(job->size()) + " ranks" : std::string()) +
                "; " + w.batch_norm.describe() + ")");

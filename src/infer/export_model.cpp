@@ -32,17 +32,18 @@ std::string triple(const std::array<double, 3>& v) {
 
 }  // namespace
 
-ExportResult run_export(const RunConfig& given, const ExportOptions& options, const RunContext& context) {
+ExportResult run_export(const RunConfig& given, const RunContext& context) {
   Console& console = *context.console;
-  if (options.output.empty() && options.triton_repository.empty())
-    throw std::invalid_argument("export needs --output FILE.onnx, --triton_repository DIR, or both");
-  if (options.topk < 1) throw std::invalid_argument("topk must be >= 1");
+  const ExportConfig& options = given.exporting;
+  if (options.onnx_output.empty() && options.triton_repository.empty())
+    throw std::invalid_argument("export needs --onnx_output FILE.onnx, --triton_repository DIR, or both");
   RunConfig config = given;
-  if (options.image_size > 0) config.eval_input.eval_image_size = options.image_size;
-  const ResolvedData data = resolve_data(config);
-  // Export reads weights on the CPU in float32; the file's own precision is options.fp16.
+  if (options.export_image_size > 0) config.eval_input.eval_image_size = options.export_image_size;
+  // Export reads weights on the CPU in float32; the file's own precision is export_fp16.
   RunDevice cpu;
   const LoadedWeights w = load_for_inference(config, cpu, /*allow_random=*/false, console);
+  config = w.config;  // with what the weights imply (a foreign layout's mean / std)
+  const ResolvedData data = resolve_data(config);
   const bool ema = w.ema_model != nullptr;
   const InferenceGraph graph = inference_graph(ema ? *w.ema_model : *w.model, config.model.arch);
 
@@ -54,12 +55,18 @@ ExportResult run_export(const RunConfig& given, const ExportOptions& options, co
   const EvalTransformOptions eval = eval_transform_options(config);
   const double crop_fraction = eval.crop == EvalCrop::kResizeShorterThenCenter
                                    ? static_cast<double>(eval.size) / static_cast<double>(eval.resize_shorter)
-                                   : eval.crop_fraction;
+                               : eval.crop == EvalCrop::kSquash ? 1.0
+                                                                : eval.crop_fraction;
+  const char* crop_rule = eval.crop == EvalCrop::kResizeShorterThenCenter
+                              ? "resize the shorter side to image_size / crop_fraction, centre crop"
+                          : eval.crop == EvalCrop::kSquash
+                              ? "resize the whole image to image_size x image_size"
+                              : "centre crop crop_fraction of the shorter side, resize to image_size";
   OnnxExportOptions o;
   o.image_size = data.eval_size;
-  o.probabilities = options.probabilities;
-  o.topk = options.topk;
-  o.fp16 = options.fp16;
+  o.probabilities = options.export_probabilities;
+  o.topk = options.export_topk;
+  o.fp16 = options.export_fp16;
   o.producer_version = CONVNETS_VERSION;
   o.metadata = {
       {"convnets.arch", config.model.arch},
@@ -70,15 +77,13 @@ ExportResult run_export(const RunConfig& given, const ExportOptions& options, co
       {"convnets.input", "float32 NCHW RGB, (pixel / 255 - mean) / std"},
       {"convnets.interpolation", data.interpolation == Interpolation::kBicubic ? "bicubic" : "bilinear"},
       {"convnets.crop_fraction", number(crop_fraction)},
-      {"convnets.eval_crop", eval.crop == EvalCrop::kResizeShorterThenCenter
-                                 ? "resize the shorter side to image_size / crop_fraction, centre crop"
-                                 : "centre crop crop_fraction of the shorter side, resize to image_size"},
+      {"convnets.eval_crop", crop_rule},
       {"convnets.class_names",
        nlohmann::json(names).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
       {"convnets.weights", w.source},
       {"convnets.weights_sha256", sha256_hex(read_file(w.source))},
       {"convnets.exported_weights", ema ? "ema" : "raw"},
-      {"convnets.precision", options.fp16 ? "float16" : "float32"},
+      {"convnets.precision", options.export_fp16 ? "float16" : "float32"},
       {"convnets.batch_norm", w.batch_norm.describe() + ", folded into the convolutions"},
       {"convnets.version", CONVNETS_VERSION}};
   const std::string bytes = onnx_model_bytes(graph, o);
@@ -87,14 +92,18 @@ ExportResult run_export(const RunConfig& given, const ExportOptions& options, co
   result.weights = ema ? "ema" : "raw";
   result.source = w.source;
   result.bytes = static_cast<int64_t>(bytes.size());
-  if (!options.output.empty()) {
-    write_file_atomic(options.output, bytes);  // no partial file on any error
-    result.onnx_path = options.output;
+  if (!options.onnx_output.empty()) {
+    write_file_atomic(options.onnx_output, bytes);  // no partial file on any error
+    result.onnx_path = options.onnx_output;
   }
   if (!options.triton_repository.empty()) {
-    TritonOptions t = options.triton;
-    if (t.model_name.empty()) t.model_name = config.model.arch;
-    if (t.max_batch_size < 1) throw std::invalid_argument("max_batch_size must be >= 1");
+    TritonOptions t;
+    t.model_name = options.triton_model_name.empty() ? config.model.arch : options.triton_model_name;
+    t.max_batch_size = options.triton_max_batch_size;
+    t.instance_kind = options.triton_instance_kind;
+    t.instance_count = options.triton_instances;
+    t.tensorrt_fp16 = options.triton_tensorrt_fp16;
+    t.max_queue_delay_microseconds = options.triton_max_queue_delay_us;
     write_triton_repository(options.triton_repository, bytes,
                             triton_config_pbtxt(onnx_input(o), onnx_outputs(graph, o), t), names,
                             t.model_name);
@@ -102,7 +111,7 @@ ExportResult run_export(const RunConfig& given, const ExportOptions& options, co
   }
   console.info("exported " + config.model.arch + " (" + result.weights + " weights of " + w.source + ") at " +
                std::to_string(data.eval_size) + "x" + std::to_string(data.eval_size) + ", " +
-               (options.fp16 ? "float16" : "float32") + ", " + std::to_string(graph.ops.size()) +
+               (options.export_fp16 ? "float16" : "float32") + ", " + std::to_string(graph.ops.size()) +
                " layers, BatchNorm folded, " + std::to_string(result.bytes) + " bytes" +
                (result.onnx_path.empty() ? "" : " -> " + result.onnx_path) +
                (result.repository_path.empty() ? "" : "; Triton repository " + result.repository_path));

@@ -10,16 +10,6 @@
 
 namespace convnets {
 
-struct ExportOptions {
-  std::string output;      // the .onnx file; may be empty when triton_repository is set
-  int64_t image_size = 0;  // 0: the architecture's eval size
-  bool probabilities = false;
-  int64_t topk = 5;
-  bool fp16 = false;
-  std::string triton_repository;  // a directory; empty: no repository
-  TritonOptions triton;           // model_name empty: the architecture's name
-};
-
 struct ExportResult {
   std::string onnx_path;        // the file written ("" when only the repository was)
   std::string repository_path;  // <triton_repository>/<model_name>, or ""
@@ -28,7 +18,7 @@ struct ExportResult {
   int64_t bytes = 0;
 };
 
-ExportResult run_export(const RunConfig& config, const ExportOptions& options,
-                        const RunContext& context = {});
+// What to write comes from the configuration's Export keys (config.exporting).
+ExportResult run_export(const RunConfig& config, const RunContext& context = {});
 
 }  // namespace convnets

@@ -21,8 +21,8 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
   require_single_process(config, "inference_benchmark");
   Console& console = *context.console;
   const RunDevice device = setup_device(config.precision);
-  const ResolvedData data = resolve_data(config);
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/true, console);
+  const ResolvedData data = resolve_data(w.config);
   RunLogs logs(config, LogAccess::kReader, /*write_files=*/true, console);
   InferenceModel form(w.model, config.model.arch, device, config.precision.inference_form, &console);
   logs.parameters(config);

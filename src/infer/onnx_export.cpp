@@ -12,8 +12,8 @@ namespace {
 
 // onnx.proto field numbers and enums (ONNX 1.12+: IR version 8, opset 17).
 constexpr int64_t kIrVersion = 8, kOpset = 17;
-constexpr int kFloat = 1, kInt64 = 7, kFloat16 = 10;  // TensorProto.DataType
-constexpr int kAttrInt = 2, kAttrInts = 7;            // AttributeProto.AttributeType
+constexpr int kFloat = 1, kInt64 = 7, kFloat16 = 10;         // TensorProto.DataType
+constexpr int kAttrInt = 2, kAttrString = 3, kAttrInts = 7;  // AttributeProto.AttributeType
 
 std::string tensor_proto(const std::string& name, const torch::Tensor& t, bool fp16) {
   const torch::Tensor c = t.to(fp16 ? torch::kHalf : t.scalar_type()).contiguous();
@@ -30,6 +30,14 @@ std::string attribute_int(const std::string& name, int64_t v) {
   proto::put_bytes(a, 1, name);
   proto::put_int(a, 3, v);
   proto::put_int(a, 20, kAttrInt);
+  return a;
+}
+
+std::string attribute_string(const std::string& name, const std::string& v) {
+  std::string a;
+  proto::put_bytes(a, 1, name);
+  proto::put_bytes(a, 4, v);
+  proto::put_int(a, 20, kAttrString);
   return a;
 }
 
@@ -154,10 +162,13 @@ std::string onnx_model_bytes(const InferenceGraph& graph, const OnnxExportOption
         const std::string b = g.initializer(op.name + ".bias", op.bias);
         const bool more = op.other >= 0 || op.activation != Activation::kNone;
         const std::string y = more ? out + "/conv" : out;
+        // TensorFlow's "same" padding is ONNX's SAME_UPPER: ceil(size / stride) outputs, the odd row and
+        // column of padding at the bottom and right.
         g.node("Conv", {x, w, b}, {y}, op.name + "/Conv",
                {attribute_ints("kernel_shape", {op.kernel, op.kernel}),
                 attribute_ints("strides", {op.stride, op.stride}),
-                attribute_ints("pads", {op.padding, op.padding, op.padding, op.padding}),
+                op.same_padding ? attribute_string("auto_pad", "SAME_UPPER")
+                                : attribute_ints("pads", {op.padding, op.padding, op.padding, op.padding}),
                 attribute_ints("dilations", {1, 1}), attribute_int("group", op.groups)});
         std::string z = y;
         if (op.other >= 0) {
@@ -179,6 +190,12 @@ std::string onnx_model_bytes(const InferenceGraph& graph, const OnnxExportOption
       case InferenceOpKind::kMul:
         g.node("Mul", {x, names[static_cast<size_t>(op.other)]}, {out}, op.name + "/Mul");
         break;
+      case InferenceOpKind::kAdd: {
+        const std::string z = op.activation == Activation::kNone ? out : out + "/add";
+        g.node("Add", {x, names[static_cast<size_t>(op.other)]}, {z}, op.name + "/Add");
+        if (op.activation != Activation::kNone) activation(g, op.activation, z, out, op.name);
+        break;
+      }
       case InferenceOpKind::kLinear: {
         const std::string w = g.initializer(op.name + ".weight", op.weight);
         const std::string b = g.initializer(op.name + ".bias", op.bias);

@@ -112,15 +112,15 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
     config.predict.output == PredictFormat::kText ? console.info(s) : console.diagnostic(s);
   };
   const RunDevice device = setup_device(config.precision);
-  const ResolvedData data = resolve_data(config);
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
+  const ResolvedData data = resolve_data(w.config);
   // The average, when there is one; in its inference form unless asked otherwise.
   InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device,
                       config.precision.inference_form, &console);
   result.class_names = load_class_names(config);
   if (result.class_names.empty() && config.model.num_classes == 1000)
     result.class_names = imagenet_class_names();
-  const EvalTransformOptions transform = eval_transform_options(config);
+  const EvalTransformOptions transform = eval_transform_options(w.config);
   const int64_t batch = config.eval_input.eval_batch_size > 0
                             ? config.eval_input.eval_batch_size
                             : std::min<int64_t>(config.iterations.batch_size, 32);

@@ -7,10 +7,9 @@
 #include <vector>
 
 #include "infer/onnx_export.h"
+#include "run/config.h"
 
 namespace convnets {
-
-enum class TritonInstanceKind { kGpu, kCpu };
 
 struct TritonOptions {
   std::string model_name;

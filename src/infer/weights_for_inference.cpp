@@ -37,7 +37,6 @@ std::optional<TensorSections> as_checkpoint(const std::string& bytes, const std:
 LoadedWeights load_for_inference(const RunConfig& config, const RunDevice& device, bool allow_random,
                                  Console& console) {
   LoadedWeights w;
-  w.model = build_model(config, device.device);
   const std::string path = weights_path(config);
   if (path.empty()) {
     if (!allow_random) {
@@ -45,44 +44,49 @@ LoadedWeights load_for_inference(const RunConfig& config, const RunDevice& devic
     }
     console.warning("no --weights and no checkpoint in model_dir; using the random initialisation");
     w.source = "random init";
-    w.batch_norm = resolve_batch_norm(config.model, WeightsOrigin::kNone);
+    w.config = with_recipe_conventions(config);
+    w.batch_norm = {*w.config.model.bn_eps, *w.config.model.bn_momentum, "recipe"};
+    w.model = build_model(w.config, device.device);
     w.model->eval();
     return w;
   }
   if (!fs::is_regular_file(path)) throw std::invalid_argument("weights '" + path + "' does not exist");
   const std::string bytes = read_file(path);
   // Whose convention the weights follow: ours when convnets wrote them (metadata, a training checkpoint, or
-  // the file the run in model_dir left), else torchvision's / timm's.
-  WeightsOrigin origin = WeightsOrigin::kConvnets;
+  // the file the run in model_dir left), else torchvision's / timm's by their layout.
+  NamedTensors tensors, ema;
   WeightsMetadata metadata;
+  bool ours = true;
   if (const std::optional<TensorSections> sections = as_checkpoint(bytes, path)) {
     metadata = torch_file_metadata(bytes, path);
-    load_state_dict(*w.model, normalize_keys(section(*sections, "state_dict")));
-    if (const NamedTensors* ema = find_section(*sections, "ema_state_dict")) {
-      w.ema_model = build_model(config, device.device);
-      load_state_dict(*w.ema_model, *ema);
-    }
+    tensors = section(*sections, "state_dict");
+    if (const NamedTensors* e = find_section(*sections, "ema_state_dict")) ema = *e;
   } else {
     WeightsFile file = weights_file_from_bytes(bytes, path);
     metadata = std::move(file.metadata);
+    tensors = std::move(file.tensors);
     // A file named with --weights and without our metadata was written elsewhere; the file a run left in
     // model_dir is ours (runs before the metadata existed wrote none).
-    if (!config.weights.weights.empty()) origin = weights_origin(file.tensors, metadata);
+    ours = !metadata.empty() || config.weights.weights.empty();
+  }
+  const ResolvedWeights resolved = resolve_weights(config, tensors, metadata, ours, path);
+  w.config = resolved.config;
+  w.batch_norm = resolved.batch_norm;
+  auto load = [&](const NamedTensors& state) {
+    ConvNetPtr model = build_model(w.config, device.device);
     try {
-      load_state_dict(*w.model, normalize_keys(file.tensors), /*strict=*/true);
+      load_state_dict(*model, state, /*strict=*/true);
     } catch (const StateDictMismatch& e) {
       throw std::runtime_error(path + ": " + e.what());
     }
-  }
+    model->eval();
+    return model;
+  };
+  w.model = load(resolved.weights.tensors);
+  if (!ema.empty())
+    w.ema_model = load(to_native_weights(find_model(config.model.arch), ema, true, path).tensors);
   if (const std::string bad = non_finite_summary(state_dict(*w.model)); !bad.empty())
     console.warning("weights '" + path + "': " + bad + "; its predictions are meaningless");
-  w.batch_norm = resolve_batch_norm(config.model, origin, metadata);
-  apply_batch_norm(*w.model, w.batch_norm);
-  w.model->eval();
-  if (w.ema_model) {
-    apply_batch_norm(*w.ema_model, w.batch_norm);
-    w.ema_model->eval();
-  }
   w.source = path;
   return w;
 }

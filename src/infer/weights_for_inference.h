@@ -16,7 +16,10 @@ struct LoadedWeights {
   ConvNetPtr model;                // the raw weights, in eval mode
   ConvNetPtr ema_model;            // the EMA weights, when the checkpoint has them
   std::string source;              // the file read, or "random init"
-  BatchNormConvention batch_norm;  // what the models run with (resolve_batch_norm)
+  BatchNormConvention batch_norm;  // what the models run with (resolve_weights)
+  // The run's configuration with what the weights imply (BatchNorm, a foreign layout's padding and mean /
+  // std): what the reader modes normalise and evaluate with.
+  RunConfig config;
 };
 
 // `allow_random`: with no weights anywhere, fall back to the random init with a warning (benchmarks).

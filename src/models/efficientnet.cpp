@@ -16,41 +16,15 @@ const std::vector<MBConvStageConfig>& efficientnet_b0_stages() {
 }
 
 int64_t round_filters(double channels, double width_mult) {
-  const double scaled = channels * width_mult;
-  int64_t rounded = std::max<int64_t>(8, static_cast<int64_t>(scaled + 4) / 8 * 8);
-  if (rounded < 0.9 * scaled) rounded += 8;
-  return rounded;
+  return make_divisible(channels * width_mult, 8, 0.9);
 }
 
 int64_t round_repeats(int64_t repeats, double depth_mult) {
   return static_cast<int64_t>(std::ceil(static_cast<double>(repeats) * depth_mult));
 }
 
-torch::Tensor stochastic_depth(const torch::Tensor& x, double p, bool training) {
-  if (!training || p == 0.0) return x;
-  // Same op sequence as torchvision.ops.stochastic_depth, so a shared seed draws the same mask.
-  const double survival = 1.0 - p;
-  std::vector<int64_t> shape(x.dim(), 1);
-  shape[0] = x.size(0);
-  torch::Tensor noise = torch::empty(shape, x.options()).bernoulli_(survival);
-  if (survival > 0.0) noise.div_(survival);
-  return x * noise;
-}
-
-SqueezeExcitationImpl::SqueezeExcitationImpl(int64_t channels, int64_t squeeze_channels) {
-  fc1 = register_module("fc1", make_conv(channels, squeeze_channels, 1, 1, 1, /*bias=*/true));
-  fc2 = register_module("fc2", make_conv(squeeze_channels, channels, 1, 1, 1, /*bias=*/true));
-}
-
-torch::Tensor SqueezeExcitationImpl::forward(torch::Tensor x) {
-  torch::Tensor scale = x.mean({2, 3}, /*keepdim=*/true);
-  scale = fc1->forward(scale);
-  torch::silu_(scale);
-  scale = fc2->forward(scale).sigmoid_();
-  return scale * x;
-}
-
-MBConvImpl::MBConvImpl(const MBConvStageConfig& c, double drop_rate, const BatchNormConfig& bn)
+MBConvImpl::MBConvImpl(const MBConvStageConfig& c, double drop_rate, const BatchNormConfig& bn,
+                       Padding padding)
     : drop_rate_(drop_rate), use_residual_(c.stride == 1 && c.in_channels == c.out_channels) {
   const int64_t expanded =
       round_filters(static_cast<double>(c.in_channels), static_cast<double>(c.expand_ratio));
@@ -58,7 +32,7 @@ MBConvImpl::MBConvImpl(const MBConvStageConfig& c, double drop_rate, const Batch
     expand = ConvNormAct(c.in_channels, expanded, 1, 1, 1, Activation::kSiLU, bn);
     block->push_back(expand);
   }
-  depthwise = ConvNormAct(expanded, expanded, c.kernel, c.stride, expanded, Activation::kSiLU, bn);
+  depthwise = ConvNormAct(expanded, expanded, c.kernel, c.stride, expanded, Activation::kSiLU, bn, padding);
   se = SqueezeExcitation(expanded, std::max<int64_t>(1, c.in_channels / 4));
   project = ConvNormAct(expanded, c.out_channels, 1, 1, 1, Activation::kNone, bn);
   block->push_back(depthwise);
@@ -74,6 +48,17 @@ torch::Tensor MBConvImpl::forward(torch::Tensor x) {
   out = stochastic_depth(out, drop_rate_, is_training());
   out += x;
   return out;
+}
+
+int MBConvImpl::append_inference_ops(GraphBuilder& b, int input, const std::string& name) const {
+  const std::string prefix = name + ".block.";
+  int y = input;
+  int k = 0;
+  if (!expand.is_empty()) y = b.conv_bn_act(expand->unit, y, prefix + std::to_string(k++));
+  y = b.conv_bn_act(depthwise->unit, y, prefix + std::to_string(k++));
+  y = se->append_inference_ops(b, y, prefix + std::to_string(k++));
+  // Stochastic depth is the identity at inference.
+  return b.conv_bn_act(project->unit, y, prefix + std::to_string(k), use_residual_ ? input : -1);
 }
 
 EfficientNetImpl::EfficientNetImpl(const EfficientNetOptions& o) : ConvNetImpl("EfficientNet"), options_(o) {
@@ -135,6 +120,17 @@ EfficientNetImpl::EfficientNetImpl(const EfficientNetOptions& o) : ConvNetImpl("
                        return fc->forward(dropout->forward(y));
                      }});
   reset_parameters();
+}
+
+void EfficientNetImpl::append_inference_ops(GraphBuilder& b) const {
+  const size_t last = features->size() - 1;
+  int x = b.conv_bn_act(features->ptr(0)->as<ConvNormActImpl>()->unit, 0, "features.0");
+  for (size_t s = 1; s < last; ++s)
+    x = append_block_ops(b, features->ptr(s)->as<torch::nn::ModuleListImpl>()->children(), x,
+                         "features." + std::to_string(s));
+  x = b.conv_bn_act(features->ptr(last)->as<ConvNormActImpl>()->unit, x, "features." + std::to_string(last));
+  x = b.global_avg_pool(x, "avgpool");
+  b.classifier(*fc, x, "classifier.1");  // dropout is the identity at inference
 }
 
 void EfficientNetImpl::reset_parameters() {

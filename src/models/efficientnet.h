@@ -4,6 +4,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/dropout.h>
 
+#include "models/inference_graph.h"
 #include "models/init.h"
 #include "models/layers.h"
 
@@ -20,6 +21,11 @@ int64_t round_filters(double channels, double width_mult);
 // round_repeats: ceil(repeats * depth).
 int64_t round_repeats(int64_t repeats, double depth_mult);
 
+struct ModelOverrides;
+// The knobs V1 and V2 take (dropout, stochastic depth, BatchNorm; fan_out init only; no zero-init residual,
+// no SE width); V1 also refuses TensorFlow padding (its checks add that).
+void efficientnet_check(const ModelOverrides& overrides);
+
 struct EfficientNetOptions {
   EfficientNetOptions(double width_mult, double depth_mult, double dropout)
       : width_mult_(width_mult), depth_mult_(depth_mult), dropout_(dropout) {}
@@ -33,23 +39,14 @@ struct EfficientNetOptions {
   TORCH_ARG(double, bn_eps) = 1e-3;
 };
 
-// Per-sample stochastic depth ("row" mode): drops whole residual branches, scaling survivors by 1/(1-p).
-torch::Tensor stochastic_depth(const torch::Tensor& x, double p, bool training);
-
-// Squeeze-excitation: GAP -> 1x1 conv (fc1) -> SiLU -> 1x1 conv (fc2) -> sigmoid -> scale.
-class SqueezeExcitationImpl : public torch::nn::Module {
+// Inverted residual: [expand 1x1] -> depthwise kxk -> SE (squeeze width: the block input's / 4) -> project
+// 1x1, all under the child `block` (torchvision's MBConv, also EfficientNet V2's).
+class MBConvImpl : public torch::nn::Module, public InferenceBlock {
  public:
-  SqueezeExcitationImpl(int64_t channels, int64_t squeeze_channels);
+  MBConvImpl(const MBConvStageConfig& config, double drop_rate, const BatchNormConfig& bn,
+             Padding padding = Padding::kSymmetric);
   torch::Tensor forward(torch::Tensor x);
-  torch::nn::Conv2d fc1{nullptr}, fc2{nullptr};
-};
-TORCH_MODULE(SqueezeExcitation);
-
-// Inverted residual: [expand 1x1] -> depthwise kxk -> SE -> project 1x1, all under the child `block`.
-class MBConvImpl : public torch::nn::Module {
- public:
-  MBConvImpl(const MBConvStageConfig& config, double drop_rate, const BatchNormConfig& bn);
-  torch::Tensor forward(torch::Tensor x);
+  int append_inference_ops(GraphBuilder& b, int input, const std::string& name) const override;
   double drop_rate() const { return drop_rate_; }
   bool has_residual() const { return use_residual_; }
 
@@ -68,6 +65,8 @@ class EfficientNetImpl : public ConvNetImpl {
   explicit EfficientNetImpl(const EfficientNetOptions& options);
   void reset_parameters();
   const EfficientNetOptions& options() const { return options_; }
+  void append_inference_ops(GraphBuilder& b) const override;
+  int64_t num_classes() const override { return options_.num_classes(); }
 
   torch::nn::ModuleList features;    // 0: stem, 1..7: lists of MBConv blocks, 8: head conv
   torch::nn::ModuleList classifier;  // 0: dropout, 1: linear

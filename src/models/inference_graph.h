@@ -1,8 +1,11 @@
 // The inference form of a model, built once from its weights: every BatchNorm folded into the convolution
 // before it (in float64, then cast), dropout and stochastic depth gone, and each activation and residual
 // addition attached to the convolution that produces it. One description serves every consumer: the ONNX
-// exporter (infer/onnx_export.h) writes it as a graph, the fast CPU path (infer/fast_inference.h) runs it
+// exporter (infer/onnx_export.h) writes it as a graph, the fast CPU path (run/fast_inference.h) runs it
 // with fused oneDNN kernels, and run_inference_graph below runs it with plain ATen ops (the reference).
+//
+// Each model and block writes its own ops (ConvNetImpl::append_inference_ops, InferenceBlock), next to its
+// forward, through a GraphBuilder: a new family needs nothing here.
 #pragma once
 #include <torch/types.h>
 
@@ -18,17 +21,22 @@ enum class InferenceOpKind {
   kMaxPool,        // kernel, stride, symmetric padding
   kGlobalAvgPool,  // mean over H and W, keeping them as 1x1
   kMul,            // input * other (broadcast: the squeeze-excitation gate)
+  kAdd,            // input + other [+ activation] (a residual added after a squeeze-excitation)
   kLinear,         // flatten, then input @ weight^T + bias
 };
 
 struct InferenceOp {
   InferenceOpKind kind = InferenceOpKind::kConv;
   int input = 0, output = 0;
-  int other = -1;  // kConv: a value added before the activation (the residual); kMul: the second operand
+  int other =
+      -1;  // kConv: a value added before the activation (the residual); kMul, kAdd: the second operand
   torch::Tensor weight, bias;  // kConv [out, in / groups, k, k]; kLinear [out, in]
   int64_t kernel = 1, stride = 1, padding = 0, groups = 1;
+  // kConv: TensorFlow's "same" padding, worked out from the input size (the extra row / column at the bottom
+  // / right); `padding` is then 0.
+  bool same_padding = false;
   Activation activation = Activation::kNone;
-  std::string name;  // the module it comes from, in torchvision's names ("layer1.0.conv1", "features.0")
+  std::string name;  // the module it comes from, in the model's own names ("layer1.0.conv1", "features.0")
 };
 
 // Values are numbered: 0 is the input (normalised float NCHW), each op writes one new value, in order.
@@ -40,9 +48,46 @@ struct InferenceGraph {
   int64_t num_classes = 0;
 };
 
-// The inference form of `model` (a ResNet or an EfficientNet of the zoo; its BatchNorm layers' running
-// statistics and eps are what is folded, so the model's train / eval mode does not matter). The folded
-// weights are computed in float64 and kept as `dtype` (float32; float64 for exact checks).
+// Appends ops to a graph, numbering their outputs; folds BatchNorm into convolutions in float64.
+class GraphBuilder {
+ public:
+  GraphBuilder(InferenceGraph& graph, torch::ScalarType dtype) : g_(graph), dtype_(dtype) {}
+  // conv [-> BatchNorm folded: w' = w * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) +
+  // beta] [+ residual] [-> activation].
+  // `same_padding`: the convolution pads its input with pad_same (models/layers.h).
+  int conv(const torch::nn::Conv2dImpl& conv, const torch::nn::BatchNorm2dImpl* bn, int input, Activation act,
+           const std::string& name, int residual = -1, bool same_padding = false);
+  int conv_bn_act(const ConvBnAct& unit, int input, const std::string& name, int residual = -1) {
+    return conv(*unit.conv, unit.bn.get(), input, unit.act, name, residual, unit.same_padding);
+  }
+  int max_pool(int input, int64_t kernel, int64_t stride, int64_t padding, const std::string& name);
+  int global_avg_pool(int input, const std::string& name);
+  int mul(int input, int other, const std::string& name);
+  int add(int input, int other, Activation act, const std::string& name);
+  // The classifier: its output is the graph's output (the logits).
+  void classifier(const torch::nn::LinearImpl& fc, int input, const std::string& name);
+
+ private:
+  int append(InferenceOp op, int input);
+  InferenceGraph& g_;
+  torch::ScalarType dtype_;
+};
+
+// A block of a model (a residual block, an MBConv, ...) writes its inference ops from `input` and returns
+// the value of its output. `name` is the block's own path in the model ("layer1.0").
+class InferenceBlock {
+ public:
+  virtual ~InferenceBlock() = default;
+  virtual int append_inference_ops(GraphBuilder& b, int input, const std::string& name) const = 0;
+};
+
+// The ops of every block of `blocks` (modules that are InferenceBlocks), named prefix + ".<index>".
+int append_block_ops(GraphBuilder& b, const std::vector<std::shared_ptr<torch::nn::Module>>& blocks,
+                     int input, const std::string& prefix);
+
+// The inference form of `model` (its BatchNorm layers' running statistics and eps are what is folded, so
+// the model's train / eval mode does not matter). The folded weights are computed in float64 and kept as
+// `dtype` (float32; float64 for exact checks).
 InferenceGraph inference_graph(const ConvNetImpl& model, const std::string& arch,
                                torch::ScalarType dtype = torch::kFloat);
 

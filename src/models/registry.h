@@ -1,19 +1,31 @@
-// The model zoo: every architecture with its defaults (resolution, crop, interpolation, mean/std, recipe).
+// The model zoo: every architecture with its defaults (resolution, crop, interpolation, mean/std, recipe),
+// the knobs it takes, and the weights layouts it reads. Each family's entries are made next to its model
+// (family_*_entries below); nothing outside src/models/ needs to know which family a model is.
 #pragma once
 #include <array>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "models/init.h"
 #include "models/layers.h"
+#include "util/state_dict.h"
 
 namespace convnets {
 
+// How evaluation crops (timm's crop_mode names where timm has one): kCenter resizes the shorter side to
+// size / crop_pct and takes the centre size x size (timm "center", torchvision's Resize + CenterCrop);
+// kCenterCrop takes the centre crop_pct of the shorter side and resizes it to size (TensorFlow's: the
+// EfficientNet seeds); kSquash resizes the whole image to size x size (timm "squash").
+enum class CropMode { kCenter, kCenterCrop, kSquash };
+const char* crop_mode_name(CropMode mode);  // "center", "center_crop", "squash"
+
 struct DataDefaults {
-  int64_t train_size;          // random-resized-crop output
-  int64_t eval_size;           // center-crop output
-  double crop_pct;             // eval: crop = eval_size / crop_pct of the shorter side, then resize
+  int64_t train_size;  // random-resized-crop output
+  int64_t eval_size;   // eval output
+  double crop_pct;     // eval: see CropMode
+  CropMode crop_mode;
   std::string interpolation;   // "bilinear" | "bicubic"
   std::array<double, 3> mean;  // RGB, on the 0..1 scale
   std::array<double, 3> std;
@@ -30,12 +42,14 @@ struct RecipeDefaults {
 // Architecture knobs a caller may override; unset fields keep the entry's defaults.
 struct ModelOverrides {
   std::optional<int64_t> num_classes = std::nullopt;
-  std::optional<double> dropout = std::nullopt;           // EfficientNet
-  std::optional<double> stochastic_depth = std::nullopt;  // EfficientNet
-  std::optional<bool> zero_init_residual = std::nullopt;  // ResNet
-  std::optional<FanMode> init_mode = std::nullopt;        // ResNet
+  std::optional<double> dropout = std::nullopt;           // EfficientNet V1 / V2
+  std::optional<double> stochastic_depth = std::nullopt;  // EfficientNet V1 / V2
+  std::optional<bool> zero_init_residual = std::nullopt;  // ResNet family
+  std::optional<FanMode> init_mode = std::nullopt;        // ResNet family
   std::optional<double> bn_momentum = std::nullopt;
   std::optional<double> bn_eps = std::nullopt;
+  std::optional<int64_t> se_width = std::nullopt;  // SE-ResNeXt: a fixed SE width (NVIDIA's PyTorch: 16)
+  std::optional<Padding> padding = std::nullopt;   // EfficientNet V2: TensorFlow's "same" padding
 };
 
 // BatchNorm epsilon and momentum (PyTorch's convention for the momentum).
@@ -43,18 +57,46 @@ struct BatchNormDefaults {
   double eps, momentum;
 };
 
-enum class ModelFamily { kResNet, kEfficientNet };
+// Who wrote a state dict, which decides the BatchNorm convention (and for some layouts the padding and
+// normalisation) it runs with: convnets (its metadata says), torchvision or timm (their layouts say).
+enum class WeightsOrigin { kNone, kConvnets, kTorchvision, kTimm };
+
+// A weights layout, recognised by its key names.
+enum class WeightsLayout {
+  kResNet,                   // conv1, layer1.0.conv1, fc: torchvision's and timm's ResNets and ResNeXts
+  kTorchvisionEfficientNet,  // features.0.0, features.N.M.block..., classifier.1: torchvision V1 and V2
+  kTimmEfficientNet,         // conv_stem, blocks.S.B.conv_dw (a depthwise-separable first stage): timm V1
+  kTimmEfficientNetV2,       // conv_stem, blocks.0.0.conv / conv_exp (fused first stages): timm V2
+  kUnknown,
+};
+WeightsLayout weights_layout(const NamedTensors& tensors);
+const char* weights_layout_name(WeightsLayout layout);
+
+// A layout other than the model's own that its family reads: the key renaming, who writes such files, and
+// what weights in it were trained with (overrides such as timm's TF padding; timm's mean / std).
+struct ForeignLayout {
+  WeightsLayout layout;
+  WeightsOrigin origin;
+  std::function<NamedTensors(const NamedTensors&)> to_native;
+  BatchNormDefaults bn;
+  ModelOverrides overrides;
+  std::optional<std::array<double, 3>> mean = std::nullopt, std = std::nullopt;
+};
 
 struct ModelEntry {
   std::string name;
-  ModelFamily family;
   DataDefaults data;
   RecipeDefaults recipe;
-  double dropout;  // classifier dropout (0 for ResNets)
-  // BatchNorm of the seed recipe (what training from scratch uses), and of torchvision's and timm's models of
-  // the same name (what their weights were trained with). torchvision's efficientnet_b5..b7 use 1e-3 / 0.01
-  // (their weights come from TF), b0..b4 and every ResNet 1e-5 / 0.1; timm's efficientnet_b* 1e-5 / 0.1.
-  BatchNormDefaults recipe_bn, torchvision_bn, timm_bn;
+  double dropout;  // classifier dropout (0 where the family has none)
+  // BatchNorm of the seed recipe (what training from scratch uses), and of the reference library's models
+  // of the same name: `native_bn` for files in the model's own layout (torchvision's efficientnet_b5..b7 use
+  // 1e-3 / 0.01, b0..b4 and every ResNet 1e-5 / 0.1, V2 1e-3 / 0.1), and each foreign layout's own.
+  BatchNormDefaults recipe_bn, native_bn;
+  WeightsLayout native_layout;
+  WeightsOrigin native_origin;  // who writes files in the native layout (torchvision, or timm for V2-B*)
+  std::vector<ForeignLayout> foreign_layouts;
+  // Throws std::invalid_argument naming the knob when `overrides` asks for something the model lacks.
+  std::function<void(const ModelOverrides&)> check;
   std::function<ConvNetPtr(const ModelOverrides&)> create;
 };
 
@@ -66,5 +108,24 @@ ConvNetPtr create_model(const std::string& name, const ModelOverrides& overrides
 // Throws std::invalid_argument naming the knob when `overrides` asks `entry` for something its family does
 // not have (dropout on a ResNet, zero_init_residual on an EfficientNet, ...). create_model checks this too.
 void check_model_overrides(const ModelEntry& entry, const ModelOverrides& overrides);
+
+// A state dict made the model's own: a DataParallel / DDP "module." prefix stripped, a foreign layout the
+// family reads renamed (with what it implies), or an error naming the file's layout and the ones `entry`
+// takes. `metadata_origin`: kConvnets when the file carries our metadata.
+struct NativeWeights {
+  NamedTensors tensors;
+  WeightsOrigin origin = WeightsOrigin::kConvnets;
+  WeightsLayout layout = WeightsLayout::kUnknown;  // the file's own
+  const ForeignLayout* foreign = nullptr;          // how it was converted, when it was
+};
+NativeWeights to_native_weights(const ModelEntry& entry, const NamedTensors& tensors, bool ours,
+                                const std::string& context);
+// to_native_weights + load_state_dict; throws naming `path` on a mismatch.
+LoadReport load_model_weights(ConvNetImpl& model, const std::string& arch, const std::string& path,
+                              bool strict = true);
+
+// The families' entries, made where their models are.
+std::vector<ModelEntry> resnet_entries();
+std::vector<ModelEntry> efficientnet_entries();
 
 }  // namespace convnets

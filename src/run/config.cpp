@@ -97,6 +97,10 @@ template <>
 constexpr KeyGroup group_of<BenchmarkConfig>() {
   return KeyGroup::kBenchmark;
 }
+template <>
+constexpr KeyGroup group_of<ExportConfig>() {
+  return KeyGroup::kExport;
+}
 
 // A field of RunConfig: its group struct and the member in it.
 template <typename G, typename T>
@@ -112,6 +116,11 @@ std::string trim(const std::string& s) {
   if (b == std::string::npos) return "";
   const auto e = s.find_last_not_of(" \t\r\n");
   return s.substr(b, e - b + 1);
+}
+
+// "", "null", "~", "none": an optional key left unset (the architecture's or the weights' value).
+bool is_unset(const std::string& t) {
+  return t.empty() || t == "null" || t == "~" || t == "none";
 }
 
 double parse_double(const std::string& text) {
@@ -166,7 +175,7 @@ std::vector<double> parse_number_list(const std::string& text) {
 
 template <typename G>
 Key number(const char* name, Field<G, double> f, double lo, double hi, const char* help) {
-  return {{name, "number", help, false, group_of<G>()},
+  return {{name, "number", help, KeyType::kNumber, group_of<G>()},
           [=](RunConfig& c, const std::string& v) {
             const double x = parse_double(v);
             if (x < lo || x > hi) {
@@ -181,7 +190,7 @@ Key number(const char* name, Field<G, double> f, double lo, double hi, const cha
 
 template <typename G>
 Key integer(const char* name, Field<G, int64_t> f, int64_t lo, int64_t hi, const char* help) {
-  return {{name, "integer", help, false, group_of<G>()},
+  return {{name, "integer", help, KeyType::kInteger, group_of<G>()},
           [=](RunConfig& c, const std::string& v) {
             const int64_t x = parse_int(v);
             if (x < lo || x > hi) {
@@ -195,14 +204,14 @@ Key integer(const char* name, Field<G, int64_t> f, int64_t lo, int64_t hi, const
 
 template <typename G>
 Key boolean(const char* name, Field<G, bool> f, const char* help) {
-  return {{name, "bool", help, true, group_of<G>()},
+  return {{name, "bool", help, KeyType::kBool, group_of<G>()},
           [=](RunConfig& c, const std::string& v) { f.of(c) = parse_bool(v); },
           [=](const RunConfig& c) { return nlohmann::json(f.of(c)); }};
 }
 
 template <typename G>
 Key text(const char* name, Field<G, std::string> f, const char* help) {
-  return {{name, "text", help, false, group_of<G>()},
+  return {{name, "text", help, KeyType::kText, group_of<G>()},
           [=](RunConfig& c, const std::string& v) { f.of(c) = trim(v); },
           [=](const RunConfig& c) { return nlohmann::json(f.of(c)); }};
 }
@@ -210,7 +219,7 @@ Key text(const char* name, Field<G, std::string> f, const char* help) {
 // An output file created inside model_dir: a plain name, so no configuration can point it elsewhere.
 template <typename G>
 Key file_name(const char* name, Field<G, std::string> f, const char* help) {
-  return {{name, "text", help, false, group_of<G>()},
+  return {{name, "text", help, KeyType::kText, group_of<G>()},
           [=](RunConfig& c, const std::string& v) {
             const std::string t = trim(v);
             try {
@@ -237,7 +246,7 @@ std::string names_list(const Names<E>& names) {
 template <typename G, typename E>
 Key choice(const char* name, Field<G, E> f, Names<E> names, const char* help) {
   const std::string list = names_list(names);
-  return {{name, list, help, false, group_of<G>()},
+  return {{name, list, help, KeyType::kChoice, group_of<G>()},
           [=](RunConfig& c, const std::string& v) {
             const std::string t = trim(v);
             for (const auto& [n, value] : names) {
@@ -260,10 +269,10 @@ Key choice(const char* name, Field<G, E> f, Names<E> names, const char* help) {
 template <typename G, typename E>
 Key optional_choice(const char* name, Field<G, std::optional<E>> f, Names<E> names, const char* help) {
   const std::string list = names_list(names);
-  return {{name, list, help, false, group_of<G>()},
+  return {{name, list, help, KeyType::kChoice, group_of<G>()},
           [=](RunConfig& c, const std::string& v) {
             const std::string t = trim(v);
-            if (t.empty()) {
+            if (is_unset(t)) {
               f.of(c).reset();
               return;
             }
@@ -284,8 +293,76 @@ Key optional_choice(const char* name, Field<G, std::optional<E>> f, Names<E> nam
 }
 
 template <typename G>
+Key optional_number(const char* name, Field<G, std::optional<double>> f, double lo, double hi,
+                    const char* help) {
+  return {{name, "number", help, KeyType::kNumber, group_of<G>()},
+          [=](RunConfig& c, const std::string& v) {
+            if (is_unset(trim(v))) {
+              f.of(c).reset();
+              return;
+            }
+            const double x = parse_double(v);
+            if (x < lo || x > hi) {
+              std::ostringstream os;
+              os << "a number in [" << lo << ", " << hi << "], or empty for the default";
+              throw std::invalid_argument(os.str());
+            }
+            f.of(c) = x;
+          },
+          [=](const RunConfig& c) { return f.of(c) ? nlohmann::json(*f.of(c)) : nlohmann::json(""); }};
+}
+
+template <typename G>
+Key optional_integer(const char* name, Field<G, std::optional<int64_t>> f, int64_t lo, int64_t hi,
+                     const char* help) {
+  return {{name, "integer", help, KeyType::kInteger, group_of<G>()},
+          [=](RunConfig& c, const std::string& v) {
+            if (is_unset(trim(v))) {
+              f.of(c).reset();
+              return;
+            }
+            const int64_t x = parse_int(v);
+            if (x < lo || x > hi)
+              throw std::invalid_argument("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                          "], or empty for the default");
+            f.of(c) = x;
+          },
+          [=](const RunConfig& c) { return f.of(c) ? nlohmann::json(*f.of(c)) : nlohmann::json(""); }};
+}
+
+// Three numbers in (lo, hi] (per-channel RGB values), or unset.
+template <typename G>
+Key optional_triple(const char* name, Field<G, std::optional<std::array<double, 3>>> f, double lo, double hi,
+                    const char* help) {
+  std::ostringstream os;
+  os << "three comma-separated numbers in [" << lo << ", " << hi << "] (R, G, B), or empty for the default";
+  const std::string expected = os.str();
+  return {{name, "list of numbers", help, KeyType::kNumberList, group_of<G>()},
+          [=](RunConfig& c, const std::string& v) {
+            if (is_unset(trim(v))) {
+              f.of(c).reset();
+              return;
+            }
+            std::vector<double> x;
+            try {
+              x = parse_number_list(v);
+            } catch (const std::invalid_argument&) {
+              throw std::invalid_argument(expected);
+            }
+            if (x.size() != 3) throw std::invalid_argument(expected);
+            for (double d : x)
+              if (d < lo || d > hi) throw std::invalid_argument(expected);
+            f.of(c) = std::array<double, 3>{x[0], x[1], x[2]};
+          },
+          [=](const RunConfig& c) {
+            return f.of(c) ? nlohmann::json(std::vector<double>(f.of(c)->begin(), f.of(c)->end()))
+                           : nlohmann::json("");
+          }};
+}
+
+template <typename G>
 Key number_list(const char* name, Field<G, std::vector<double>> f, const char* help) {
-  return {{name, "list of numbers", help, false, group_of<G>()},
+  return {{name, "list of numbers", help, KeyType::kNumberList, group_of<G>()},
           [=](RunConfig& c, const std::string& v) {
             std::vector<double> out = parse_number_list(v);
             for (size_t i = 1; i < out.size(); ++i) {
@@ -300,7 +377,7 @@ template <typename G>
 Key integer_list(const char* name, Field<G, std::vector<int64_t>> f, int64_t lo, int64_t hi,
                  const char* help) {
   const std::string expected = "integers in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
-  return {{name, "list of integers", help, false, group_of<G>()},
+  return {{name, "list of integers", help, KeyType::kIntegerList, group_of<G>()},
           [=](RunConfig& c, const std::string& v) {
             std::vector<int64_t> out;
             try {
@@ -337,20 +414,32 @@ std::vector<Key> build_keys() {
   using Ck = CheckpointConfig;
   using Ou = OutputConfig;
   using Pd = PredictConfig;
+  using Ex = ExportConfig;
   Names<std::string> archs;
   for (const auto& n : model_names()) archs.emplace_back(n, n);
   return {
       // Model.
       choice("arch", Field<M, std::string>{&C::model, &M::arch}, archs, "architecture"),
       integer("num_classes", Field<M, int64_t>{&C::model, &M::num_classes}, 1, 1 << 20, "classifier outputs"),
-      number("dropout", Field<M, double>{&C::model, &M::dropout}, -1, 0.99,
-             "classifier dropout (EfficientNet); < 0: architecture default"),
-      number("stochastic_depth", Field<M, double>{&C::model, &M::stochastic_depth}, -1, 0.99,
-             "final drop rate of stochastic depth (EfficientNet); < 0: architecture default"),
-      number("bn_eps", Field<M, double>{&C::model, &M::bn_eps}, 0, 1,
-             "BatchNorm epsilon; 0: the weights' own (torchvision / timm: 1e-5), else the recipe's"),
-      number("bn_momentum", Field<M, double>{&C::model, &M::bn_momentum}, 0, 1,
-             "BatchNorm momentum (PyTorch convention); 0: the weights' own (0.1), else the recipe's"),
+      optional_number("dropout", Field<M, std::optional<double>>{&C::model, &M::dropout}, 0, 0.99,
+                      "classifier dropout (EfficientNet); empty: the architecture's"),
+      optional_number("stochastic_depth", Field<M, std::optional<double>>{&C::model, &M::stochastic_depth}, 0,
+                      0.99, "final drop rate of stochastic depth (EfficientNet); empty: the architecture's"),
+      optional_number(
+          "bn_eps", Field<M, std::optional<double>>{&C::model, &M::bn_eps}, 1e-12, 1,
+          "BatchNorm epsilon; empty: the weights' own (torchvision / timm: 1e-5), else the recipe's"),
+      optional_number(
+          "bn_momentum", Field<M, std::optional<double>>{&C::model, &M::bn_momentum}, 1e-12, 1,
+          "BatchNorm momentum (PyTorch convention); empty: the weights' own (0.1), else the recipe's"),
+      optional_integer(
+          "se_width", Field<M, std::optional<int64_t>>{&C::model, &M::se_width}, 1, 1 << 16,
+          "SE-ResNeXt: one squeeze-excitation width for every stage (NVIDIA's PyTorch models: 16); "
+          "empty: C / 16 per stage (timm, TF1)"),
+      optional_choice(
+          "padding", Field<M, std::optional<Padding>>{&C::model, &M::padding},
+          Names<Padding>{{"symmetric", Padding::kSymmetric}, {"same", Padding::kSame}},
+          "EfficientNet V2 convolution padding: torchvision's symmetric or TensorFlow's same (timm's "
+          "tf_ models); empty: the weights' layout's, else the architecture's"),
       // Initialisation.
       text("finetune_from", Field<I, std::string>{&C::init, &I::finetune_from},
            "start from these weights (only a classifier of another shape is skipped)"),
@@ -380,6 +469,12 @@ std::vector<Key> build_keys() {
               "batches ready ahead, per worker"),
       boolean("strict_data", Field<D, bool>{&C::data, &D::strict_data},
               "a bad record is an error instead of a counted skip"),
+      optional_triple(
+          "mean", Field<D, std::optional<std::array<double, 3>>>{&C::data, &D::mean}, 0, 1,
+          "normalisation mean (RGB, 0..1 scale); empty: the weights' (timm's tf_ V2: 0.5), else the "
+          "architecture's"),
+      optional_triple("std", Field<D, std::optional<std::array<double, 3>>>{&C::data, &D::std}, 1e-6, 1,
+                      "normalisation std (RGB, 0..1 scale); empty: as mean"),
       // Training input.
       integer("image_size", Field<T, int64_t>{&C::train_input, &T::image_size}, 0, 4096,
               "train resolution; 0: architecture default"),
@@ -402,7 +497,15 @@ std::vector<Key> build_keys() {
       integer("eval_image_size", Field<E, int64_t>{&C::eval_input, &E::eval_image_size}, 0, 4096,
               "eval resolution; 0: architecture default"),
       number("eval_crop_pct", Field<E, double>{&C::eval_input, &E::eval_crop_pct}, 0, 1,
-             "eval centre-crop fraction; 0: architecture default"),
+             "eval crop fraction (see eval_crop_mode); 0: architecture default"),
+      optional_choice(
+          "eval_crop_mode", Field<E, std::optional<CropMode>>{&C::eval_input, &E::eval_crop_mode},
+          Names<CropMode>{{"center", CropMode::kCenter},
+                          {"center_crop", CropMode::kCenterCrop},
+                          {"squash", CropMode::kSquash}},
+          "center: shorter side to size / crop_pct, centre crop (torchvision, timm); center_crop: "
+          "centre crop_pct of the shorter side, resize (TensorFlow); squash: the whole image to size; "
+          "empty: the architecture's"),
       integer("eval_batch_size", Field<E, int64_t>{&C::eval_input, &E::eval_batch_size}, 0, 1 << 20,
               "per-process eval batch; 0: batch_size"),
       // Iterations.
@@ -567,6 +670,31 @@ std::vector<Key> build_keys() {
       integer_list("batch_sizes",
                    Field<BenchmarkConfig, std::vector<int64_t>>{&C::benchmark, &BenchmarkConfig::batch_sizes},
                    1, 65536, "batch sizes to sweep"),
+      // Export.
+      text("onnx_output", Field<Ex, std::string>{&C::exporting, &Ex::onnx_output}, "the ONNX file to write"),
+      integer("export_image_size", Field<Ex, int64_t>{&C::exporting, &Ex::export_image_size}, 0, 4096,
+              "input resolution of the exported model; 0: the eval size"),
+      boolean("export_probabilities", Field<Ex, bool>{&C::exporting, &Ex::export_probabilities},
+              "also output `probabilities` (Softmax) and `classes` (TopK of export_topk)"),
+      integer("export_topk", Field<Ex, int64_t>{&C::exporting, &Ex::export_topk}, 1, 1000,
+              "classes in the `classes` output"),
+      boolean("export_fp16", Field<Ex, bool>{&C::exporting, &Ex::export_fp16},
+              "half-precision weights and compute; float32 input and outputs"),
+      text("triton_repository", Field<Ex, std::string>{&C::exporting, &Ex::triton_repository},
+           "write DIR/NAME/{config.pbtxt, 1/model.onnx, labels.txt}"),
+      text("triton_model_name", Field<Ex, std::string>{&C::exporting, &Ex::triton_model_name},
+           "NAME; empty: the architecture"),
+      integer("triton_max_batch_size", Field<Ex, int64_t>{&C::exporting, &Ex::triton_max_batch_size}, 1,
+              int64_t{1} << 20, "Triton's max_batch_size"),
+      choice("triton_instance_kind", Field<Ex, TritonInstanceKind>{&C::exporting, &Ex::triton_instance_kind},
+             Names<TritonInstanceKind>{{"gpu", TritonInstanceKind::kGpu}, {"cpu", TritonInstanceKind::kCpu}},
+             "instance_group kind"),
+      integer("triton_instances", Field<Ex, int64_t>{&C::exporting, &Ex::triton_instances}, 1, 64,
+              "instances per device"),
+      boolean("triton_tensorrt_fp16", Field<Ex, bool>{&C::exporting, &Ex::triton_tensorrt_fp16},
+              "GPU: ONNX Runtime's TensorRT execution accelerator in FP16"),
+      integer("triton_max_queue_delay_us", Field<Ex, int64_t>{&C::exporting, &Ex::triton_max_queue_delay_us},
+              0, 10000000, "dynamic batching: longest wait to fill a batch (microseconds)"),
   };
 }
 
@@ -620,6 +748,8 @@ const char* key_group_title(KeyGroup group) {
       return "Prediction";
     case KeyGroup::kBenchmark:
       return "Inference benchmark";
+    case KeyGroup::kExport:
+      return "Export (ONNX, Triton)";
   }
   return "Configuration";
 }
@@ -698,7 +828,8 @@ std::vector<std::pair<std::string, std::string>> read_recipe_file(const std::str
 }
 
 const std::vector<std::string>& output_path_keys() {
-  static const std::vector<std::string> keys = {"model_dir", "predict_output", "data_idx_dir"};
+  static const std::vector<std::string> keys = {"model_dir", "predict_output", "data_idx_dir", "onnx_output",
+                                                "triton_repository"};
   return keys;
 }
 
@@ -736,15 +867,24 @@ RunConfig resolve_config(const std::string& recipe_path,
   return config;
 }
 
-void check_config(const RunConfig& c) {
-  // The architecture's own limits, as the registry checks them when it builds the model.
+ModelOverrides model_overrides(const RunConfig& c) {
   ModelOverrides o;
-  if (c.model.dropout >= 0) o.dropout = c.model.dropout;
-  if (c.model.stochastic_depth >= 0) o.stochastic_depth = c.model.stochastic_depth;
+  o.num_classes = c.model.num_classes;
+  o.dropout = c.model.dropout;
+  o.stochastic_depth = c.model.stochastic_depth;
+  o.bn_eps = c.model.bn_eps;
+  o.bn_momentum = c.model.bn_momentum;
+  o.se_width = c.model.se_width;
+  o.padding = c.model.padding;
   o.zero_init_residual = c.init.zero_init_residual;
   o.init_mode = c.init.weight_init;
+  return o;
+}
+
+void check_config(const RunConfig& c) {
+  // The architecture's own limits, as the registry checks them when it builds the model.
   try {
-    check_model_overrides(find_model(c.model.arch), o);
+    check_model_overrides(find_model(c.model.arch), model_overrides(c));
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("configuration: ") + e.what());
   }

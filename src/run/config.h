@@ -15,6 +15,7 @@
 #include "dist/grad_reducer.h"
 #include "dist/process_group.h"
 #include "models/init.h"
+#include "models/registry.h"
 
 namespace convnets {
 
@@ -37,18 +38,20 @@ enum class KeyGroup {
   kOutput,
   kPredict,
   kBenchmark,
+  kExport,
 };
 const char* key_group_title(KeyGroup group);
 
+// The model's knobs: unset (std::nullopt) means the architecture's own, or the weights' (model_setup.h).
 struct ModelConfig {
   std::string arch = "resnet50";
-  int64_t num_classes = 1000;
-  double dropout = -1;           // < 0: the architecture's default
-  double stochastic_depth = -1;  // < 0: the architecture's default (EfficientNet 0.2)
-  // BatchNorm convention; 0: automatic (the weights' own when they carry one or come from torchvision /
-  // timm, else the recipe's: EfficientNet 1e-3 / 0.01, ResNet 1e-5 / 0.1). See run/model_setup.h.
-  double bn_eps = 0;
-  double bn_momentum = 0;
+  int64_t num_classes = 1000;  // unless a recipe or flag sets it: the data's class count (resolve_config)
+  std::optional<double> dropout, stochastic_depth;  // EfficientNet
+  // BatchNorm convention; unset: the weights' own when they carry one or come from torchvision / timm, else
+  // the recipe's (EfficientNet 1e-3 / 0.01, ResNet 1e-5 / 0.1). See run/model_setup.h.
+  std::optional<double> bn_eps, bn_momentum;
+  std::optional<int64_t> se_width;  // SE-ResNeXt: one SE width for every stage (NVIDIA's PyTorch: 16)
+  std::optional<Padding> padding;   // EfficientNet V2: symmetric or TensorFlow's "same"; unset: the weights'
 };
 
 // How a trained model starts.
@@ -73,6 +76,8 @@ struct DataConfig {
   int64_t prefetch = 2;
   bool strict_data = false;
   int64_t max_image_pixels = 178956970;  // decompression-bomb limit of every image decode (PIL's)
+  // Normalisation (RGB, 0..1 scale); unset: the weights' (timm's tf_ V2: 0.5), else the architecture's.
+  std::optional<std::array<double, 3>> mean, std;
 };
 
 struct TrainInputConfig {
@@ -86,8 +91,9 @@ struct TrainInputConfig {
 
 struct EvalInputConfig {
   int64_t eval_image_size = 0;  // 0: the architecture's
-  double eval_crop_pct = 0;     // EfficientNet-style centre fraction; 0: the architecture's
-  int64_t eval_batch_size = 0;  // 0: batch_size
+  double eval_crop_pct = 0;  // the crop mode's fraction (models/registry.h CropMode); 0: the architecture's
+  std::optional<CropMode> eval_crop_mode;  // unset: the architecture's
+  int64_t eval_batch_size = 0;             // 0: batch_size
 };
 
 enum class IterUnit { kEpoch, kBatch };
@@ -209,6 +215,24 @@ struct BenchmarkConfig {
   std::vector<int64_t> batch_sizes;  // inference_benchmark sweep; empty: eval_batch_size, else batch_size
 };
 
+enum class TritonInstanceKind { kGpu, kCpu };
+
+// `export`: the ONNX file and the Triton model repository.
+struct ExportConfig {
+  std::string onnx_output;        // the .onnx file; may be empty when triton_repository is set
+  int64_t export_image_size = 0;  // 0: the architecture's eval size
+  bool export_probabilities = false;
+  int64_t export_topk = 5;
+  bool export_fp16 = false;
+  std::string triton_repository;  // a directory; empty: no repository
+  std::string triton_model_name;  // empty: the architecture
+  int64_t triton_max_batch_size = 128;
+  TritonInstanceKind triton_instance_kind = TritonInstanceKind::kGpu;
+  int64_t triton_instances = 1;
+  bool triton_tensorrt_fp16 = false;
+  int64_t triton_max_queue_delay_us = 100;
+};
+
 struct RunConfig {
   ModelConfig model;
   InitConfig init;
@@ -227,16 +251,20 @@ struct RunConfig {
   OutputConfig output;
   PredictConfig predict;
   BenchmarkConfig benchmark;
+  ExportConfig exporting;
 
   int64_t eval_batch_size() const {
     return eval_input.eval_batch_size > 0 ? eval_input.eval_batch_size : iterations.batch_size;
   }
 };
 
+enum class KeyType { kInteger, kNumber, kBool, kText, kChoice, kNumberList, kIntegerList };
+
 struct ConfigKeyInfo {
-  std::string name, type, help;
-  bool is_bool = false;
+  std::string name, type, help;  // type: what --help shows ("integer", "a | b | c", ...)
+  KeyType kind = KeyType::kText;
   KeyGroup group = KeyGroup::kModel;
+  bool is_bool() const { return kind == KeyType::kBool; }
 };
 const std::vector<ConfigKeyInfo>& config_keys();
 
@@ -262,6 +290,8 @@ RunConfig resolve_config(const std::string& recipe_path,
                          RecipeSource source = RecipeSource::kUser);
 // What no single key can check: the architecture's own limits (the registry's), increasing step epochs.
 void check_config(const RunConfig& config);
+// The model knobs of `config` as the registry takes them: built here and nowhere else.
+ModelOverrides model_overrides(const RunConfig& config);
 
 nlohmann::json config_to_json(const RunConfig& config);
 std::string config_to_yaml(const RunConfig& config);  // reads back with read_recipe_file

@@ -1,5 +1,6 @@
 #include "run/data_setup.h"
 
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -84,9 +85,10 @@ ResolvedData resolve_data(const RunConfig& config) {
   d.train_size = config.train_input.image_size > 0 ? config.train_input.image_size : e.data.train_size;
   d.eval_size = config.eval_input.eval_image_size > 0 ? config.eval_input.eval_image_size : e.data.eval_size;
   d.crop_pct = config.eval_input.eval_crop_pct > 0 ? config.eval_input.eval_crop_pct : e.data.crop_pct;
+  d.crop_mode = config.eval_input.eval_crop_mode.value_or(e.data.crop_mode);
   d.interpolation = config.data.interpolation.value_or(parse_interpolation(e.data.interpolation));
-  d.mean = e.data.mean;
-  d.std = e.data.std;
+  d.mean = config.data.mean.value_or(e.data.mean);
+  d.std = config.data.std.value_or(e.data.std);
   return d;
 }
 
@@ -115,13 +117,18 @@ EvalTransformOptions eval_transform_options(const RunConfig& config) {
   t.interpolation = d.interpolation;
   // Evaluation decodes whole images, so accuracies are those torchvision computes on the same files.
   t.dct_scaling = false;
-  if (find_model(config.model.arch).family == ModelFamily::kResNet && config.eval_input.eval_crop_pct <= 0) {
-    // RN50 TF1: shorter side to size * 256 / 224, centre crop.
-    t.crop = EvalCrop::kResizeShorterThenCenter;
-    t.resize_shorter = static_cast<int>(d.eval_size * 256 / 224);
-  } else {
-    t.crop = EvalCrop::kCenterFractionThenResize;
-    t.crop_fraction = d.crop_pct;
+  switch (d.crop_mode) {
+    case CropMode::kCenter:  // the shorter side to size / crop_pct (224 / 0.875 = 256), centre crop
+      t.crop = EvalCrop::kResizeShorterThenCenter;
+      t.resize_shorter = static_cast<int>(std::floor(static_cast<double>(d.eval_size) / d.crop_pct + 1e-9));
+      break;
+    case CropMode::kCenterCrop:
+      t.crop = EvalCrop::kCenterFractionThenResize;
+      t.crop_fraction = d.crop_pct;
+      break;
+    case CropMode::kSquash:
+      t.crop = EvalCrop::kSquash;
+      break;
   }
   return t;
 }

@@ -28,6 +28,7 @@ std::vector<std::string> data_class_names(const std::string& data_dir);
 struct ResolvedData {
   int64_t train_size, eval_size;
   double crop_pct;
+  CropMode crop_mode;
   Interpolation interpolation;
   std::array<double, 3> mean, std;
 };

@@ -161,7 +161,9 @@ torch::Tensor FastInference::forward(const torch::Tensor& input) {
   const ScalarList no_scalars;
   for (size_t i = 0; i < graph_.ops.size(); ++i) {
     const InferenceOp& op = graph_.ops[i];
-    const torch::Tensor x = v[static_cast<size_t>(op.input)];
+    // TensorFlow's "same" padding: the input padded first (a separate op), the convolution without padding.
+    const torch::Tensor x = op.same_padding ? pad_same(v[static_cast<size_t>(op.input)], op.kernel, op.stride)
+                                            : v[static_cast<size_t>(op.input)];
     torch::Tensor y;
     switch (op.kind) {
       case InferenceOpKind::kConv: {
@@ -206,6 +208,9 @@ torch::Tensor FastInference::forward(const torch::Tensor& input) {
         break;
       case InferenceOpKind::kMul:
         y = x * v[static_cast<size_t>(op.other)];
+        break;
+      case InferenceOpKind::kAdd:
+        y = activate_(x + v[static_cast<size_t>(op.other)], op.activation);
         break;
       case InferenceOpKind::kLinear:
         y = linear_pointwise().call(x.flatten(1), fc_weight_, fc_bias_, "none", no_scalars, std::nullopt);

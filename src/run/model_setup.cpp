@@ -40,39 +40,55 @@ std::optional<double> metadata_number(const WeightsMetadata& m, const std::strin
 }
 }  // namespace
 
-BatchNormConvention resolve_batch_norm(const ModelConfig& model, WeightsOrigin origin,
-                                       const WeightsMetadata& metadata) {
+namespace {
+
+BatchNormConvention resolve_batch_norm(const RunConfig& config, WeightsOrigin origin,
+                                       const ForeignLayout* foreign, const WeightsMetadata& metadata) {
   BatchNormConvention bn;
-  const ModelEntry& entry = find_model(model.arch);
+  const ModelEntry& entry = find_model(config.model.arch);
   const std::optional<double> meta_eps = metadata_number(metadata, "convnets.bn_eps");
   const std::optional<double> meta_momentum = metadata_number(metadata, "convnets.bn_momentum");
+  const char* library = origin == WeightsOrigin::kTimm ? "timm's" : "torchvision's";
   if (meta_eps && meta_momentum) {
     bn = {*meta_eps, *meta_momentum, "weights metadata"};
-  } else if (origin == WeightsOrigin::kTorchvision) {
-    bn = {entry.torchvision_bn.eps, entry.torchvision_bn.momentum, "torchvision's"};
-  } else if (origin == WeightsOrigin::kTimm) {
-    bn = {entry.timm_bn.eps, entry.timm_bn.momentum, "timm's"};
+  } else if (foreign) {
+    bn = {foreign->bn.eps, foreign->bn.momentum, library};
+  } else if (origin == WeightsOrigin::kTorchvision || origin == WeightsOrigin::kTimm) {
+    bn = {entry.native_bn.eps, entry.native_bn.momentum, library};
   } else {
     bn = {entry.recipe_bn.eps, entry.recipe_bn.momentum, "recipe"};
   }
-  if (model.bn_eps > 0) bn.eps = model.bn_eps;
-  if (model.bn_momentum > 0) bn.momentum = model.bn_momentum;
-  if (model.bn_eps > 0 || model.bn_momentum > 0) bn.source = "flag";
+  if (config.model.bn_eps) bn.eps = *config.model.bn_eps;
+  if (config.model.bn_momentum) bn.momentum = *config.model.bn_momentum;
+  if (config.model.bn_eps || config.model.bn_momentum) bn.source = "flag";
   return bn;
 }
 
-WeightsOrigin weights_origin(const NamedTensors& tensors, const WeightsMetadata& metadata) {
-  if (!metadata.empty()) return WeightsOrigin::kConvnets;
-  return is_timm_efficientnet_layout(tensors) ? WeightsOrigin::kTimm : WeightsOrigin::kTorchvision;
+RunConfig with_batch_norm(const RunConfig& config, const BatchNormConvention& bn) {
+  RunConfig c = config;
+  c.model.bn_eps = bn.eps;
+  c.model.bn_momentum = bn.momentum;
+  return c;
 }
 
-void apply_batch_norm(torch::nn::Module& model, const BatchNormConvention& bn) {
-  for (const auto& m : model.modules()) {
-    if (auto* b = m->as<torch::nn::BatchNorm2dImpl>()) {
-      b->options.eps(bn.eps);
-      b->options.momentum(bn.momentum);
-    }
+}  // namespace
+
+ResolvedWeights resolve_weights(const RunConfig& config, const NamedTensors& tensors,
+                                const WeightsMetadata& metadata, bool ours, const std::string& path) {
+  ResolvedWeights r;
+  r.weights = to_native_weights(find_model(config.model.arch), tensors, ours, path);
+  r.batch_norm = resolve_batch_norm(config, r.weights.origin, r.weights.foreign, metadata);
+  r.config = with_batch_norm(config, r.batch_norm);
+  if (const ForeignLayout* f = r.weights.foreign) {
+    if (!r.config.model.padding && f->overrides.padding) r.config.model.padding = f->overrides.padding;
+    if (!r.config.data.mean && f->mean) r.config.data.mean = f->mean;
+    if (!r.config.data.std && f->std) r.config.data.std = f->std;
   }
+  return r;
+}
+
+RunConfig with_recipe_conventions(const RunConfig& config) {
+  return with_batch_norm(config, resolve_batch_norm(config, WeightsOrigin::kNone, nullptr, {}));
 }
 
 WeightsMetadata model_metadata(const ModelConfig& model) {
@@ -83,37 +99,19 @@ WeightsMetadata model_metadata(const ModelConfig& model) {
   };
   return {{"convnets.arch", model.arch},
           {"convnets.num_classes", std::to_string(model.num_classes)},
-          {"convnets.bn_eps", text(model.bn_eps)},
-          {"convnets.bn_momentum", text(model.bn_momentum)}};
+          {"convnets.bn_eps", text(model.bn_eps.value_or(0))},
+          {"convnets.bn_momentum", text(model.bn_momentum.value_or(0))}};
 }
 
 RunConfig with_resolved_batch_norm(const RunConfig& config) {
-  RunConfig c = config;
-  WeightsOrigin origin = WeightsOrigin::kNone;
-  WeightsMetadata metadata;
-  if (!config.init.finetune_from.empty() && (config.model.bn_eps <= 0 || config.model.bn_momentum <= 0)) {
-    WeightsFile file = load_weights_file(config.init.finetune_from);
-    metadata = std::move(file.metadata);
-    origin = weights_origin(file.tensors, metadata);
-  }
-  const BatchNormConvention bn = resolve_batch_norm(config.model, origin, metadata);
-  c.model.bn_eps = bn.eps;
-  c.model.bn_momentum = bn.momentum;
-  return c;
+  if (config.init.finetune_from.empty()) return with_recipe_conventions(config);
+  WeightsFile file = load_weights_file(config.init.finetune_from);
+  const bool ours = !file.metadata.empty();
+  return resolve_weights(config, file.tensors, file.metadata, ours, config.init.finetune_from).config;
 }
 
 ConvNetPtr build_model(const RunConfig& config, const torch::Device& device) {
-  ModelOverrides o;
-  o.num_classes = config.model.num_classes;
-  if (config.model.bn_eps > 0) o.bn_eps = config.model.bn_eps;
-  if (config.model.bn_momentum > 0) o.bn_momentum = config.model.bn_momentum;
-  if (config.model.dropout >= 0) o.dropout = config.model.dropout;
-  if (config.model.stochastic_depth >= 0) o.stochastic_depth = config.model.stochastic_depth;
-  if (find_model(config.model.arch).family == ModelFamily::kResNet) {
-    o.zero_init_residual = config.init.zero_init_residual;
-    o.init_mode = config.init.weight_init;
-  }
-  ConvNetPtr model = create_model(config.model.arch, o);
+  ConvNetPtr model = create_model(config.model.arch, model_overrides(config));
   model->to(device);
   if (config.precision.channels_last) to_channels_last(*model);
   return model;
@@ -121,7 +119,9 @@ ConvNetPtr build_model(const RunConfig& config, const torch::Device& device) {
 
 void load_finetune_weights(ConvNetImpl& model, const RunConfig& config, Console& console) {
   const std::string& path = config.init.finetune_from;
-  NamedTensors weights = normalize_keys(load_weights(path));
+  const WeightsFile file = load_weights_file(path);
+  const NamedTensors weights =
+      to_native_weights(find_model(config.model.arch), file.tensors, !file.metadata.empty(), path).tensors;
   auto is_head = [](const std::string& name) {
     return name.rfind("fc.", 0) == 0 || name.rfind("classifier.", 0) == 0;
   };
@@ -129,7 +129,7 @@ void load_finetune_weights(ConvNetImpl& model, const RunConfig& config, Console&
   for (auto& [name, t] : state_dict(model)) own.emplace(name, t);
   NamedTensors usable;
   std::vector<std::string> skipped;
-  for (auto& [name, t] : weights) {
+  for (const auto& [name, t] : weights) {
     const auto it = own.find(name);
     if (it != own.end() && it->second.sizes() != t.sizes() && is_head(name)) {
       skipped.push_back(name);

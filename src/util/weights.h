@@ -1,4 +1,4 @@
-// Model weights in and out: .pt (torch.save) and .safetensors, torchvision and timm naming.
+// Model weights in and out: .pt (torch.save) and .safetensors files of state dicts.
 #pragma once
 #include <string>
 #include <string_view>
@@ -21,15 +21,7 @@ WeightsFile weights_file_from_bytes(std::string_view bytes, const std::string& c
 // WeightsMetadata) when given. Atomic.
 void save_weights(const std::string& path, const NamedTensors& tensors, const WeightsMetadata& metadata = {});
 
-// Makes foreign key names ours (= torchvision's): strips a DataParallel/DDP "module." prefix and renames
-// timm's EfficientNet layout (conv_stem, blocks.S.B.conv_dw, conv_head, ...) when it is recognised.
-// ResNets need no mapping: timm and torchvision share their names.
-NamedTensors normalize_keys(const NamedTensors& tensors);
-
-// Whether the names are timm's EfficientNet layout (conv_stem, blocks.S.B...), which normalize_keys renames.
-bool is_timm_efficientnet_layout(const NamedTensors& tensors);
-
-// load_weights + normalize_keys + load_state_dict.
-LoadReport load_model_weights(torch::nn::Module& model, const std::string& path, bool strict = true);
+// A model's layouts and their key renaming are its family's (models/registry.h: to_native_weights,
+// load_model_weights).
 
 }  // namespace convnets

@@ -74,8 +74,8 @@ check(eager["top1_accuracy"] == evaluated["top1_accuracy"] and eager["top5_accur
 
 # Export: the ONNX file and a Triton repository (CPU instances), with Softmax / TopK outputs.
 ONNX, REPO = os.path.join(WORK, "resnet18_fm.onnx"), os.path.join(WORK, "triton")
-p = run("export", "--model_dir", A, "--output", ONNX, "--probabilities", "--topk", "3", "--triton_repository", REPO,
-        "--model_name", "fashion", "--triton_instance_kind", "cpu", "--max_batch_size", "64")
+p = run("export", "--model_dir", A, "--onnx_output", ONNX, "--export_probabilities", "--export_topk", "3", "--triton_repository", REPO,
+        "--triton_model_name", "fashion", "--triton_instance_kind", "cpu", "--triton_max_batch_size", "64")
 check("raw weights" in p.stdout and "BatchNorm folded" in p.stdout, "export says which weights it wrote", p.stdout)
 model = onnx.load(ONNX)
 onnx.checker.check_model(model, full_check=True)
@@ -122,7 +122,7 @@ check(classes.shape[1] == 3 and (classes[:, 0] == logits.argmax(1)).all(), "clas
 # file's, and the same top-1 wherever the float32 margin between the two best classes is not itself at the
 # level of half-precision rounding (2x the image's largest logit error).
 HALF = os.path.join(WORK, "resnet18_fm_fp16.onnx")
-run("export", "--model_dir", A, "--output", HALF, "--fp16")
+run("export", "--model_dir", A, "--onnx_output", HALF, "--export_fp16")
 half_session = ort.InferenceSession(HALF, providers=["CPUExecutionProvider"])
 full, half = [], []
 for start in range(0, len(images), 500):
@@ -178,20 +178,21 @@ check(gpu.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
 
 # Errors: clear messages, and no file left behind.
 out = os.path.join(WORK, "none.onnx")
-p = run("export", "--arch", "resnet51", "--weights", os.path.join(A, "final_weights.pt"), "--output", out, expect=None)
+p = run("export", "--arch", "resnet51", "--weights", os.path.join(A, "final_weights.pt"), "--onnx_output", out, expect=None)
 check(p.returncode != 0 and "resnet51" in p.stderr and "resnet18" in p.stderr and not os.path.exists(out),
       "an unknown architecture is named, with the known ones", p.stderr)
 p = run("export", "--arch", "resnet34", "--num_classes", "10", "--weights", os.path.join(A, "final_weights.pt"),
-        "--output", out, expect=None)
+        "--onnx_output", out, expect=None)
 check(p.returncode != 0 and "final_weights.pt" in p.stderr and "missing" in p.stderr and not os.path.exists(out),
       "weights of another architecture are refused, naming the file and the mismatch", p.stderr[-1500:])
 blocked = os.path.join(WORK, "not_a_dir")
 open(blocked, "w").close()
-p = run("export", "--model_dir", A, "--output", os.path.join(blocked, "m.onnx"), expect=None)
+p = run("export", "--model_dir", A, "--onnx_output", os.path.join(blocked, "m.onnx"), expect=None)
 check(p.returncode != 0 and "not_a_dir" in p.stderr and not any(n.startswith(".m.onnx") for n in os.listdir(WORK)),
       "an unwritable output path is an error naming it, with no partial file", p.stderr)
 p = run("export", "--model_dir", A, expect=None)
-check(p.returncode != 0 and "--output" in p.stderr, "export without --output or --triton_repository is refused", p.stderr)
+check(p.returncode != 0 and "--onnx_output" in p.stderr, "export without --onnx_output or --triton_repository is refused",
+      p.stderr)
 
 if failures:
     sys.exit(f"{len(failures)} check(s) failed")

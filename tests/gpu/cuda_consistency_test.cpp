@@ -93,8 +93,7 @@ struct NoTf32 {
 ModelOverrides deterministic(const std::string& arch) {
   ModelOverrides o;
   o.num_classes = 1000;
-  if (find_model(arch).family ==
-      ModelFamily::kEfficientNet) {  // no random masks: CPU and CUDA draw differently
+  if (find_model(arch).dropout > 0) {  // EfficientNets: no random masks (CPU and CUDA draw differently)
     o.dropout = 0;
     o.stochastic_depth = 0;
   }

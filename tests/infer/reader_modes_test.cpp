@@ -154,13 +154,13 @@ TEST_F(ReaderModes, PredictGivesTheEmaModelsSoftmaxOverClasses) {
 
 TEST_F(ReaderModes, ExportWritesTheEmaWeights) {
   testing::RecordingConsole console;
-  ExportOptions o;
-  o.output = dir_->file("model.onnx");
-  const ExportResult r = run_export(reader_config({{"model_dir", dir_->file("run")}}), o, {&console});
+  const ExportResult r =
+      run_export(reader_config({{"model_dir", dir_->file("run")}, {"onnx_output", dir_->file("model.onnx")}}),
+                 {&console});
   EXPECT_EQ(r.weights, "ema");
   EXPECT_NE(console.out.find("(ema weights of"), std::string::npos) << console.out;
   // The file holds the EMA model's folded stem convolution, byte for byte, and not the raw model's.
-  const std::string file = read_file(o.output);
+  const std::string file = read_file(dir_->file("model.onnx"));
   auto first_conv_bytes = [](const ConvNetPtr& m) {
     const torch::Tensor w = inference_graph(*m, "resnet18").ops.front().weight.contiguous();
     return std::string(static_cast<const char*>(w.data_ptr()), 256);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 namespace convnets {
 
 TEST(ModelStats, ResNet50StagesShapesAndMacs) {

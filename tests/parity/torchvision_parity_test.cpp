@@ -25,31 +25,19 @@ std::string weights_path(const std::string& arch) {
   return testing::fixtures_dir() + "/" + arch + (index % 2 == 0 ? ".pt" : ".safetensors");
 }
 
-// The BatchNorm convention the reference weights were made with: torchvision's for the architecture (eps
-// 1e-5, momentum 0.1; 1e-3 / 0.01 for efficientnet_b5..b7), timm's (1e-5 / 0.1). The recipe's differs for
-// EfficientNet (1e-3 / 0.01); the app picks the weights' own, see resolve_batch_norm.
-ConvNetPtr torchvision_convention_model(const std::string& arch) {
-  const BatchNormDefaults bn = find_model(arch).torchvision_bn;
-  return create_model(arch, {.bn_momentum = bn.momentum, .bn_eps = bn.eps});
-}
-ConvNetPtr timm_convention_model(const std::string& arch) {
-  const BatchNormDefaults bn = find_model(arch).timm_bn;
-  return create_model(arch, {.bn_momentum = bn.momentum, .bn_eps = bn.eps});
-}
-
 // Float64 runs make the comparison exact up to summation order (~1e-16 per operation; 1e-10 leaves room for
 // depth and ill-conditioning); float32 runs are held to the shape-derived fp32_forward_bound.
 constexpr double kFloat64Identity = 1e-10;
 
+// The weights run as the app runs them (testing::reference_model): the BatchNorm convention (and padding) of
+// the library that wrote them.
 void expect_eval_logits_match(const std::string& arch, const std::string& weights,
-                              const std::map<std::string, torch::Tensor>& io, bool timm = false) {
+                              const std::map<std::string, torch::Tensor>& io) {
   const torch::Tensor& ref = io.at("eval_logits");  // float64
   ASSERT_EQ(ref.scalar_type(), torch::kDouble);
   ASSERT_GE(testing::distinct_top1(ref), 3) << "the reference gives the same class for every photo";
   torch::NoGradGuard no_grad;
-  auto model = timm ? timm_convention_model(arch) : torchvision_convention_model(arch);
-  load_model_weights(*model, weights);
-  model->eval();
+  auto model = testing::reference_model(arch, weights);
   // Our float32 run must land as close to float64 as the shape-derived estimate allows, or as close as
   // PyTorch's own float32 run does (these are random networks: some amplify rounding more than the estimate
   // assumes; efficientnet_b7 at 64 px: 3e-3), with a factor 4 for another summation order.
@@ -75,7 +63,11 @@ TEST_P(TorchvisionEval, LogitsMatch) {
   expect_eval_logits_match(arch, weights_path(arch), testing::load_fixture(arch + "_io.safetensors"));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchitectures, TorchvisionEval, ::testing::ValuesIn(model_names()));
+std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllArchitectures, TorchvisionEval, ::testing::ValuesIn(model_names()), param_name);
 
 class TorchvisionEvalFullSize : public ::testing::TestWithParam<std::string> {};
 
@@ -87,7 +79,7 @@ TEST_P(TorchvisionEvalFullSize, LogitsMatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RecipeModels, TorchvisionEvalFullSize,
-                         ::testing::Values("resnet50", "efficientnet_b0", "efficientnet_b4"));
+                         ::testing::Values("resnet50", "efficientnet_b0", "efficientnet_b4"), param_name);
 
 class TorchvisionTrain : public ::testing::TestWithParam<std::string> {};
 
@@ -97,8 +89,7 @@ class TorchvisionTrain : public ::testing::TestWithParam<std::string> {};
 // docs/gpu.md, so a float32 comparison could not tell an error from another CPU's kernels.)
 TEST_P(TorchvisionTrain, LossGradientsAndRunningStatsMatch) {
   const std::string arch = GetParam();
-  auto model = torchvision_convention_model(arch);
-  load_model_weights(*model, weights_path(arch));
+  auto model = testing::reference_model(arch, weights_path(arch));
   model->to(torch::kDouble);
   auto io = testing::load_fixture(arch + "_io.safetensors");
   model->train();
@@ -130,9 +121,9 @@ TEST_P(TorchvisionTrain, LossGradientsAndRunningStatsMatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RecipeModels, TorchvisionTrain,
-                         ::testing::Values("resnet50", "efficientnet_b0", "efficientnet_b4"));
+                         ::testing::Values("resnet50", "efficientnet_b0", "efficientnet_b4"), param_name);
 
-TEST(Torchvision, ParameterCountsOfAllThirteen) {
+TEST(Torchvision, ParameterCountsOfEveryArchitecture) {
   // Each part of tests/python/make_model_fixtures.py counted its own architectures.
   nlohmann::json counts = nlohmann::json::object();
   for (const auto& e : std::filesystem::directory_iterator(testing::fixtures_dir())) {
@@ -140,7 +131,7 @@ TEST(Torchvision, ParameterCountsOfAllThirteen) {
     std::ifstream f(e.path());
     counts.update(nlohmann::json::parse(f));
   }
-  ASSERT_EQ(counts.size(), 13u);
+  ASSERT_EQ(counts.size(), model_names().size());
   for (const auto& name : model_names()) {
     EXPECT_EQ(count_parameters(*create_model(name)), counts.at(name).get<int64_t>()) << name;
   }
@@ -152,13 +143,10 @@ class Timm : public ::testing::TestWithParam<std::string> {};
 // ResNet directly.
 TEST_P(Timm, StateDictLoadsAndLogitsMatch) {
   const std::string arch = GetParam();
-  auto model = timm_convention_model(arch);
-  const LoadReport report = load_model_weights(*model, testing::fixtures_dir() + "/timm_" + arch + ".pt");
-  EXPECT_TRUE(report.clean());
   expect_eval_logits_match(arch, testing::fixtures_dir() + "/timm_" + arch + ".pt",
-                           testing::load_fixture("timm_" + arch + "_io.safetensors"), /*timm=*/true);
+                           testing::load_fixture("timm_" + arch + "_io.safetensors"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, Timm, ::testing::Values("efficientnet_b0", "resnet50"));
+INSTANTIATE_TEST_SUITE_P(Models, Timm, ::testing::Values("efficientnet_b0", "resnet50"), param_name);
 
 }  // namespace convnets

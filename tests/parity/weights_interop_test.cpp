@@ -42,6 +42,7 @@ TEST_P(PythonRoundTrip, ExactInBothFormats) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, PythonRoundTrip, ::testing::Values("resnet50", "efficientnet_b0"));
+INSTANTIATE_TEST_SUITE_P(Models, PythonRoundTrip, ::testing::Values("resnet50", "efficientnet_b0"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace convnets

@@ -30,25 +30,48 @@ import torchvision
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import real_images  # noqa: E402
 
-ALL = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] + [f"efficientnet_b{i}" for i in range(8)]
+# Every architecture of the zoo, in the registry's order (the C++ tests pick .pt / .safetensors by the index),
+# with the library and model name its reference comes from.
+SOURCES = {
+    **{a: ("torchvision", a) for a in ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]},
+    **{f"efficientnet_b{i}": ("torchvision", f"efficientnet_b{i}") for i in range(8)},
+}
+ALL = list(SOURCES)
 FULL = {"resnet50": 224, "efficientnet_b0": 224, "efficientnet_b4": 380}
+# Train mode in float64 (gradients, running statistics): the recipe models at 128 px.
 TRAIN_CHECKED = {"resnet50": 128, "efficientnet_b0": 128, "efficientnet_b4": 128}
+# timm's own layouts of architectures whose native layout is torchvision's (loaded through the renaming).
+TIMM = {"efficientnet_b0": "efficientnet_b0", "resnet50": "resnet50"}
 TRAIN_SEED = 1234
 # Seconds each architecture's fixtures take on one thread (measured), to split the work into equal parts;
 # "timm" is the timm models at the end.
-COST = {"efficientnet_b4": 55, "resnet50": 14, "efficientnet_b0": 8, "efficientnet_b7": 6, "efficientnet_b6": 5,
-        "efficientnet_b5": 4, "resnet152": 4, "timm": 3}
+COST = {"efficientnet_b4": 85, "resnet50": 14, "efficientnet_b0": 8, "efficientnet_b7": 6, "efficientnet_b6": 5,
+        "efficientnet_b5": 4, "resnet152": 4, "timm": 8, "efficientnet_v2_l": 30, "efficientnet_v2_m": 14,
+        "resnext101_32x8d": 16, "resnext101_64x4d": 16, "se_resnext101_32x4d": 10, "resnext101_32x4d": 8,
+        "efficientnet_v2_s": 7, "resnext50_32x4d": 4}
 CALIBRATION_IMAGES = 32
 TEST_IMAGES = 8
 
 
+def reference(arch):
+    """The reference library's model of `arch`, freshly initialised."""
+    library, name = SOURCES[arch]
+    if library == "timm":
+        import timm
+        if name.startswith("tf_efficientnetv2_b"):  # with convnets' (and torchvision's) dropout and drop path
+            dropout = [0.2, 0.2, 0.3, 0.3][int(name[-1])]
+            return timm.create_model(name, pretrained=False, drop_rate=dropout, drop_path_rate=0.2)
+        return timm.create_model(name, pretrained=False)
+    return getattr(torchvision.models, name)()
+
+
 def discriminative(arch, index, size, calibration_images, seed):
-    """torchvision's `arch` (seeded), rescaled and calibrated on photo crops at `size`; also returns the crops."""
+    """The reference `arch` (seeded), rescaled and calibrated on photo crops at `size`; also returns the crops."""
     torch.manual_seed(index)
     generator = torch.Generator().manual_seed(100 + index)
-    model = getattr(torchvision.models, arch)()
+    model = reference(arch)
     crops = real_images.to_batch(real_images.crops(calibration_images, size, seed=seed))
-    real_images.scale_activations(model, crops[:16], generator)
+    real_images.scale_activations(model, crops[:16], generator, skip_gates=arch == "se_resnext101_32x4d")
     real_images.randomize_affine(model, generator)
     real_images.calibrate(model, crops)
     return model, crops, generator
@@ -128,12 +151,13 @@ def main():
 
 
 def make_timm_fixtures(out):
-    """timm's own EfficientNet-B0 layout (conv_stem, blocks.S.B.conv_dw, ...) and its ResNet-50."""
+    """timm's own layouts of architectures whose native layout is torchvision's: EfficientNet-B0 (conv_stem,
+    blocks.S.B.conv_dw, ...), its ResNet-50, and tf_efficientnetv2_s (TensorFlow padding, eps 1e-3)."""
     import timm
-    for arch in ["efficientnet_b0", "resnet50"]:
+    for arch, name in TIMM.items():
         torch.manual_seed(7)
         generator = torch.Generator().manual_seed(7)
-        model = timm.create_model(arch, pretrained=False)
+        model = timm.create_model(name, pretrained=False)
         crops = real_images.to_batch(real_images.crops(CALIBRATION_IMAGES, 64, seed=77))
         real_images.scale_activations(model, crops[:16], generator)
         real_images.randomize_affine(model, generator)  # timm's BatchNormAct2d subclasses BatchNorm2d

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "data/loader.h"
@@ -20,17 +21,31 @@ TEST(RunSetup, EvalTransformOptionsFollowEachArchitecture) {
     const EvalTransformOptions o = eval_transform_options(default_config(name));
     EXPECT_EQ(o.size, e.data.eval_size) << name;
     EXPECT_EQ(o.interpolation, parse_interpolation(e.data.interpolation)) << name;
-    EXPECT_EQ(o.interpolation,
-              e.family == ModelFamily::kResNet ? Interpolation::kBilinear : Interpolation::kBicubic)
-        << name;
     EXPECT_FALSE(o.dct_scaling) << name;
-    if (e.family == ModelFamily::kResNet) {
+    switch (e.data.crop_mode) {
+      case CropMode::kCenter:
+        EXPECT_EQ(o.crop, EvalCrop::kResizeShorterThenCenter) << name;
+        EXPECT_EQ(o.resize_shorter, static_cast<int>(std::floor(e.data.eval_size / e.data.crop_pct + 1e-9)))
+            << name;
+        break;
+      case CropMode::kCenterCrop:
+        EXPECT_EQ(o.crop, EvalCrop::kCenterFractionThenResize) << name;
+        EXPECT_DOUBLE_EQ(o.crop_fraction, e.data.crop_pct) << name;
+        break;
+      case CropMode::kSquash:
+        EXPECT_EQ(o.crop, EvalCrop::kSquash) << name;
+        break;
+    }
+    if (name.rfind("resnet", 0) ==
+        0) {  // the seeds' rules: ResNet 256 -> 224 bilinear; EfficientNet S / (S + 32)
       EXPECT_EQ(o.crop, EvalCrop::kResizeShorterThenCenter) << name;
       EXPECT_EQ(o.resize_shorter, e.data.eval_size * 256 / 224) << name;
-    } else {
+      EXPECT_EQ(o.interpolation, Interpolation::kBilinear) << name;
+    } else if (name.rfind("efficientnet_b", 0) == 0) {
       EXPECT_EQ(o.crop, EvalCrop::kCenterFractionThenResize) << name;
       EXPECT_DOUBLE_EQ(o.crop_fraction, static_cast<double>(e.data.eval_size) / (e.data.eval_size + 32))
           << name;
+      EXPECT_EQ(o.interpolation, Interpolation::kBicubic) << name;
     }
     // And the loader of the eval split gets exactly these.
     const LoaderOptions lo = eval_loader_options(default_config(name));
@@ -46,13 +61,18 @@ TEST(RunSetup, EvalTransformOptionsFollowEachArchitecture) {
 }
 
 // Every architecture normalises with ImageNet's mean and std (torchvision's and timm's constants), mean
-// subtracted, std divided: (pixel / 255 - mean) / std, in that order.
+// subtracted, std divided: (pixel / 255 - mean) / std, in that order. The keys mean / std override them.
 TEST(RunSetup, NormalisationIsImageNetsMeanThenStd) {
   for (const auto& name : model_names()) {
     const ResolvedData d = resolve_data(default_config(name));
     EXPECT_EQ(d.mean, (std::array<double, 3>{0.485, 0.456, 0.406})) << name;
     EXPECT_EQ(d.std, (std::array<double, 3>{0.229, 0.224, 0.225})) << name;
   }
+  const ResolvedData custom =
+      resolve_data(resolve_config("", {{"mean", "0.5,0.4,0.3"}, {"std", "0.2, 0.2, 0.1"}}));
+  EXPECT_EQ(custom.mean, (std::array<double, 3>{0.5, 0.4, 0.3}));
+  EXPECT_EQ(custom.std, (std::array<double, 3>{0.2, 0.2, 0.1}));
+  EXPECT_THROW(resolve_config("", {{"mean", "0.5,0.4"}}), std::invalid_argument);
   const torch::Tensor pixel =
       torch::tensor({0, 128, 255}, torch::kUInt8).view({1, 1, 3, 1}).expand({1, 1, 3, 3});
   const ResolvedData d = resolve_data(default_config("resnet50"));

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "data/augment.h"
+#include "models/registry.h"
+
 namespace convnets {
 namespace {
 

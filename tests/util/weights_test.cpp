@@ -16,7 +16,7 @@ TEST(Weights, SaveAndLoadBothFormatsByContent) {
   for (const char* name : {"w.pt", "w.safetensors", "w.pth"}) {
     save_weights(dir.file(name), state_dict(*model));
     auto other = create_model("efficientnet_b0", {.num_classes = 10});
-    const LoadReport report = load_model_weights(*other, dir.file(name));
+    const LoadReport report = load_model_weights(*other, "efficientnet_b0", dir.file(name));
     EXPECT_TRUE(report.clean());
     for (const auto& [key, t] : state_dict(*model)) {
       EXPECT_TRUE(torch::equal(t, other->named_parameters(true).contains(key) ? other->named_parameters()[key]
@@ -32,7 +32,7 @@ TEST(Weights, WrongArchitectureIsAClearError) {
   save_weights(dir.file("rn18.safetensors"), state_dict(*create_model("resnet18")));
   auto rn34 = create_model("resnet34");
   try {
-    load_model_weights(*rn34, dir.file("rn18.safetensors"));
+    load_model_weights(*rn34, "resnet34", dir.file("rn18.safetensors"));
     FAIL();
   } catch (const std::runtime_error& e) {
     const std::string msg = e.what();
@@ -52,9 +52,9 @@ TEST(Weights, TruncatedAndForeignFilesAreErrors) {
   EXPECT_THROW(load_weights(dir.file("absent.pt")), std::runtime_error);
 }
 
-TEST(Weights, NormalizeKeysStripsDataParallelPrefix) {
+TEST(Weights, DataParallelPrefixIsStripped) {
   const NamedTensors in = {{"module.conv1.weight", torch::zeros({1})}, {"module.fc.bias", torch::zeros({1})}};
-  const NamedTensors out = normalize_keys(in);
+  const NamedTensors out = to_native_weights(find_model("resnet18"), in, false, "test").tensors;
   EXPECT_EQ(out[0].first, "conv1.weight");
   EXPECT_EQ(out[1].first, "fc.bias");
 }
