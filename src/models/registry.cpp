@@ -56,6 +56,7 @@ namespace {
 std::vector<ModelEntry> build_registry() {
   std::vector<ModelEntry> r = resnet_entries();
   for (auto& e : efficientnet_entries()) r.push_back(std::move(e));
+  for (auto& e : efficientnet_v2_entries()) r.push_back(std::move(e));
   return r;
 }
 

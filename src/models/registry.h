@@ -127,5 +127,6 @@ LoadReport load_model_weights(ConvNetImpl& model, const std::string& arch, const
 // The families' entries, made where their models are.
 std::vector<ModelEntry> resnet_entries();
 std::vector<ModelEntry> efficientnet_entries();
+std::vector<ModelEntry> efficientnet_v2_entries();
 
 }  // namespace convnets

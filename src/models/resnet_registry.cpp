@@ -79,11 +79,18 @@ ModelEntry resnet_entry(const std::string& name, const ResNetShape& shape, const
 
 std::vector<ModelEntry> resnet_entries() {
   const RecipeDefaults rn50 = resnet_recipe("resnet50_tf1", "3.0517578125e-05");
+  const RecipeDefaults rnx = resnet_recipe("resnext101_tf1", "6.103515625e-05");
   const std::vector<int64_t> r50{3, 4, 6, 3}, r101{3, 4, 23, 3};
   return {resnet_entry("resnet18", {{2, 2, 2, 2}, false}, rn50),
           resnet_entry("resnet34", {{3, 4, 6, 3}, false}, rn50), resnet_entry("resnet50", {r50, true}, rn50),
           resnet_entry("resnet101", {r101, true}, rn50),
-          resnet_entry("resnet152", {{3, 8, 36, 3}, true}, rn50)};
+          resnet_entry("resnet152", {{3, 8, 36, 3}, true}, rn50),
+          // torchvision's ResNeXts, and the 32x4d that NVIDIA trains (torchvision's class, timm's weights).
+          resnet_entry("resnext50_32x4d", {r50, true, 32, 4}, rnx),
+          resnet_entry("resnext101_32x4d", {r101, true, 32, 4}, rnx),
+          resnet_entry("resnext101_32x8d", {r101, true, 32, 8}, rnx),
+          resnet_entry("resnext101_64x4d", {r101, true, 64, 4}, rnx),
+          resnet_entry("se_resnext101_32x4d", {r101, true, 32, 4, true}, rnx)};
 }
 
 }  // namespace convnets

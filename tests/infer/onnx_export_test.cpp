@@ -222,7 +222,8 @@ TEST_P(OddSizedMaps, EveryFormGivesTheEagerLogits) {
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
-INSTANTIATE_TEST_SUITE_P(StemAndStrides, OddSizedMaps, ::testing::Values("resnet18", "efficientnet_b0"));
+INSTANTIATE_TEST_SUITE_P(StemAndStrides, OddSizedMaps,
+                         ::testing::Values("resnet18", "efficientnet_b0", "efficientnet_v2_b0"));
 
 }  // namespace
 }  // namespace convnets

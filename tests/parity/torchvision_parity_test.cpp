@@ -120,8 +120,16 @@ TEST_P(TorchvisionTrain, LossGradientsAndRunningStatsMatch) {
   }
 }
 
+// The recipe models at 128 px and every architecture of the later families at 64 px
+// (tests/python/make_model_fixtures.py TRAIN_CHECKED), against the library each comes from.
 INSTANTIATE_TEST_SUITE_P(RecipeModels, TorchvisionTrain,
                          ::testing::Values("resnet50", "efficientnet_b0", "efficientnet_b4"), param_name);
+INSTANTIATE_TEST_SUITE_P(NewFamilies, TorchvisionTrain,
+                         ::testing::Values("resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d",
+                                           "resnext101_64x4d", "se_resnext101_32x4d", "efficientnet_v2_s",
+                                           "efficientnet_v2_m", "efficientnet_v2_l", "efficientnet_v2_b0",
+                                           "efficientnet_v2_b1", "efficientnet_v2_b2", "efficientnet_v2_b3"),
+                         param_name);
 
 TEST(Torchvision, ParameterCountsOfEveryArchitecture) {
   // Each part of tests/python/make_model_fixtures.py counted its own architectures.
@@ -147,6 +155,9 @@ TEST_P(Timm, StateDictLoadsAndLogitsMatch) {
                            testing::load_fixture("timm_" + arch + "_io.safetensors"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, Timm, ::testing::Values("efficientnet_b0", "resnet50"), param_name);
+// timm's files of architectures whose own layout is torchvision's: renamed, run with timm's conventions
+// (efficientnet_v2_s from tf_efficientnetv2_s: TensorFlow's padding, eps 1e-3).
+INSTANTIATE_TEST_SUITE_P(Models, Timm, ::testing::Values("efficientnet_b0", "resnet50", "efficientnet_v2_s"),
+                         param_name);
 
 }  // namespace convnets

@@ -42,7 +42,11 @@ TEST_P(PythonRoundTrip, ExactInBothFormats) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, PythonRoundTrip, ::testing::Values("resnet50", "efficientnet_b0"),
+// One architecture per layout: torchvision's ResNet and EfficientNet (V1, V2), ResNeXt (torchvision's class)
+// and SE-ResNeXt (timm's), and timm's EfficientNetV2 layout of the V2-B models.
+INSTANTIATE_TEST_SUITE_P(Models, PythonRoundTrip,
+                         ::testing::Values("resnet50", "efficientnet_b0", "efficientnet_v2_s",
+                                           "resnext50_32x4d", "se_resnext101_32x4d", "efficientnet_v2_b0"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace convnets

@@ -33,15 +33,24 @@ import real_images  # noqa: E402
 # Every architecture of the zoo, in the registry's order (the C++ tests pick .pt / .safetensors by the index),
 # with the library and model name its reference comes from.
 SOURCES = {
-    **{a: ("torchvision", a) for a in ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]},
+    **{a: ("torchvision", a) for a in ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+                                       "resnext50_32x4d"]},
+    "resnext101_32x4d": ("timm", "resnext101_32x4d"),  # torchvision's class, groups 32 x width 4 (= timm)
+    "resnext101_32x8d": ("torchvision", "resnext101_32x8d"),
+    "resnext101_64x4d": ("torchvision", "resnext101_64x4d"),
+    "se_resnext101_32x4d": ("timm", "seresnext101_32x4d"),
     **{f"efficientnet_b{i}": ("torchvision", f"efficientnet_b{i}") for i in range(8)},
+    **{f"efficientnet_v2_{v}": ("torchvision", f"efficientnet_v2_{v}") for v in "sml"},
+    **{f"efficientnet_v2_b{i}": ("timm", f"tf_efficientnetv2_b{i}") for i in range(4)},
 }
 ALL = list(SOURCES)
 FULL = {"resnet50": 224, "efficientnet_b0": 224, "efficientnet_b4": 380}
-# Train mode in float64 (gradients, running statistics): the recipe models at 128 px.
-TRAIN_CHECKED = {"resnet50": 128, "efficientnet_b0": 128, "efficientnet_b4": 128}
+# Train mode in float64 (gradients, running statistics): the recipe models at 128 px, the later families at 64.
+TRAIN_CHECKED = {"resnet50": 128, "efficientnet_b0": 128, "efficientnet_b4": 128,
+                 **{a: 64 for a in ALL[ALL.index("resnext50_32x4d"):ALL.index("efficientnet_b0")]},
+                 **{a: 64 for a in ALL if a.startswith("efficientnet_v2")}}
 # timm's own layouts of architectures whose native layout is torchvision's (loaded through the renaming).
-TIMM = {"efficientnet_b0": "efficientnet_b0", "resnet50": "resnet50"}
+TIMM = {"efficientnet_b0": "efficientnet_b0", "resnet50": "resnet50", "efficientnet_v2_s": "tf_efficientnetv2_s"}
 TRAIN_SEED = 1234
 # Seconds each architecture's fixtures take on one thread (measured), to split the work into equal parts;
 # "timm" is the timm models at the end.
