@@ -133,9 +133,9 @@ void EfficientNetImpl::append_inference_ops(GraphBuilder& b) const {
   b.classifier(*fc, x, "classifier.1");  // dropout is the identity at inference
 }
 
-void EfficientNetImpl::reset_parameters() {
+void reset_efficientnet_parameters(torch::nn::Module& model, torch::nn::LinearImpl& fc) {
   torch::NoGradGuard no_grad;
-  for (auto& module : modules(/*include_self=*/false)) {
+  for (auto& module : model.modules(/*include_self=*/false)) {
     if (auto* conv = module->as<torch::nn::Conv2dImpl>()) {
       // VarianceScaling(2.0, fan_out, truncated normal) on every conv, SE convs included; biases zero.
       variance_scaling_truncated_(conv->weight, 2.0,
@@ -146,9 +146,13 @@ void EfficientNetImpl::reset_parameters() {
     }
   }
   // Dense: VarianceScaling(1/3, fan_out, uniform) = U(+-sqrt(1/num_classes)).
-  const double limit = std::sqrt(1.0 / static_cast<double>(options_.num_classes()));
-  fc->weight.uniform_(-limit, limit);
-  fc->bias.zero_();
+  const double limit = std::sqrt(1.0 / static_cast<double>(fc.options.out_features()));
+  fc.weight.uniform_(-limit, limit);
+  fc.bias.zero_();
+}
+
+void EfficientNetImpl::reset_parameters() {
+  reset_efficientnet_parameters(*this, *fc);
 }
 
 }  // namespace convnets

@@ -21,6 +21,10 @@ int64_t round_filters(double channels, double width_mult);
 // round_repeats: ceil(repeats * depth).
 int64_t round_repeats(int64_t repeats, double depth_mult);
 
+// The TF recipes' initialisation (V1 and V2): VarianceScaling(2.0, fan_out, truncated normal) on every
+// convolution, biases zero, BatchNorm reset, the classifier U(+-sqrt(1 / classes)).
+void reset_efficientnet_parameters(torch::nn::Module& model, torch::nn::LinearImpl& fc);
+
 struct ModelOverrides;
 // The knobs V1 and V2 take (dropout, stochastic depth, BatchNorm; fan_out init only; no zero-init residual,
 // no SE width); V1 also refuses TensorFlow padding (its checks add that).

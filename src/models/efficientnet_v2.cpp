@@ -234,20 +234,7 @@ void EfficientNetV2Impl::append_inference_ops(GraphBuilder& b) const {
 }
 
 void EfficientNetV2Impl::reset_parameters() {
-  torch::NoGradGuard no_grad;
-  for (auto& module : modules(/*include_self=*/false)) {
-    if (auto* conv = module->as<torch::nn::Conv2dImpl>()) {
-      // The NVIDIA TF2 recipe's VarianceScaling(2.0, fan_out, truncated normal), SE convolutions included.
-      variance_scaling_truncated_(conv->weight, 2.0,
-                                  tf_fan(conv->weight, conv->options.groups(), FanMode::kFanOut));
-      if (conv->bias.defined()) conv->bias.zero_();
-    } else if (auto* norm = module->as<torch::nn::BatchNorm2dImpl>()) {
-      norm->reset_parameters();
-    }
-  }
-  const double limit = std::sqrt(1.0 / static_cast<double>(options_.num_classes()));
-  fc->weight.uniform_(-limit, limit);
-  fc->bias.zero_();
+  reset_efficientnet_parameters(*this, *fc);  // the NVIDIA TF2 recipe's, as V1's
 }
 
 }  // namespace convnets
