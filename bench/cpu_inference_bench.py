@@ -90,7 +90,8 @@ def main():
         weights = os.path.join(work, arch + ".pt")
         torch.save(model.state_dict(), weights)
         ours_onnx = os.path.join(work, arch + "_convnets.onnx")
-        subprocess.run([args.binary, "export", "--arch", arch, "--weights", weights, "--onnx_output", ours_onnx],
+        subprocess.run([args.binary, "export", "--arch", arch, "--weights", weights, "--onnx_output", ours_onnx,
+                        "--export_image_size", str(size)],
                        check=True, capture_output=True)
         tv_onnx = os.path.join(work, arch + "_torchvision.onnx")
         x1 = torch.randn(1, 3, size, size)
