@@ -1,11 +1,12 @@
-"""CPU inference side by side, one run, interleaved repetitions, medians: convnets' inference form and its
-eager model (`convnets inference_benchmark`), PyTorch eager, torch.compile (inductor, freezing on), ONNX
-Runtime on convnets' own export and on torchvision's, and OpenVINO on convnets' export (f32 precision hint,
+"""CPU inference side by side, one run, interleaved repetitions, medians: convnets' inference form (the
+oneDNN plan, and LibTorch's fused ops) and its eager model (`convnets inference_benchmark`), PyTorch eager,
+torch.compile (inductor, freezing on), ONNX Runtime on convnets' own export and on torchvision's, and OpenVINO on convnets' export (f32 precision hint,
 latency hint, the shape made static per batch), for each model and batch size; fp32, and bf16 where the CPU
 has native bf16 (convnets --amp, PyTorch autocast).
 
 usage: .venv/bin/python bench/cpu_inference_bench.py --binary build/app/convnets [--models resnet50,efficientnet_b0]
        [--batches 1,32] [--reps 5] [--seconds 4] [--threads N] [--no-compile] [--json out.json]
+       [--plan-layouts nhwc,nchw8c,nchw16c]
 Prints a Markdown table (images/s, median of the repetitions) and the ratios to the faster of ONNX Runtime and
 OpenVINO, and to PyTorch eager. OpenVINO is skipped when it is not installed (scripts/setup.sh --test installs it).
 """
@@ -37,36 +38,51 @@ parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds pe
 parser.add_argument("--threads", type=int, default=os.cpu_count())
 parser.add_argument("--no-compile", action="store_true")
 parser.add_argument("--json")
+parser.add_argument("--plan-layouts", default="",
+                    help="also time the oneDNN plan in these activation layouts (nhwc,nchw8c,nchw16c)")
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
 work = tempfile.mkdtemp(prefix="cpu_bench_")
 bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def timed(fn, batch, seconds):
-    """images/s of fn() over about `seconds` after a warm-up."""
+# Per-call latencies (ms) of each contender at batch 1, over all repetitions: Python contenders record every
+# call; convnets' inference_benchmark reports its own percentiles per run (the median of the runs is kept).
+latencies = {}
+
+
+def timed(fn, batch, seconds, key=None):
+    """images/s of fn() over about `seconds` after a warm-up; records each call's latency under `key`."""
     for _ in range(3):
         fn()
     n, start = 0, time.perf_counter()
+    calls = latencies.setdefault(key, []) if key else None
     while time.perf_counter() - start < seconds or n < 3:
+        t0 = time.perf_counter()
         fn()
+        if calls is not None:
+            calls.append((time.perf_counter() - t0) * 1e3)
         n += 1
     return n * batch / (time.perf_counter() - start)
 
 
-def convnets_runner(arch, weights, batch, size, form, amp):
+def convnets_runner(arch, weights, batch, size, form, amp, kernels="plan", layout="auto", key=None):
     def run():
         model_dir = tempfile.mkdtemp(dir=work)
         iters = max(5, int(args.seconds * 40 / batch)) if arch.startswith("efficientnet") else max(3, int(args.seconds * 12 / batch))
         cmd = [args.binary, "inference_benchmark", "--arch", arch, "--weights", weights, "--batch_sizes", str(batch),
                "--eval_image_size", str(size), "--num_iter", str(iters), "--iter_unit", "batch", "--warmup_steps", "3",
-               "--model_dir", model_dir, "--inference_form", "true" if form else "false"]
+               "--model_dir", model_dir, "--inference_form", "true" if form else "false", "--cpu_inference", kernels,
+               "--cpu_activation_layout", layout]
         if amp:
             cmd.append("--amp")
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         subprocess.run(cmd, check=True, capture_output=True, env=env)
         rows = [json.loads(l[5:]) for l in open(os.path.join(model_dir, "log.json")) if l.startswith("DLLL ")]
-        return [r["data"]["throughput"] for r in rows if r["type"] == "LOG" and "throughput" in r["data"]][-1]
+        data = [r["data"] for r in rows if r["type"] == "LOG" and "throughput" in r["data"]][-1]
+        if key:
+            latencies.setdefault(key, []).append(tuple(data[f"latency_p{p}"] for p in (50, 90, 99)))
+        return data["throughput"]
     return run
 
 
@@ -110,10 +126,17 @@ def main():
         for batch in map(int, args.batches.split(",")):
             x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
             xn = x.contiguous().numpy()
+            lat = (lambda name: (arch, name) if batch == 1 else None)
             contenders = {
-                "convnets_inference_form": convnets_runner(arch, weights, batch, size, True, False),
+                "convnets_inference_form": convnets_runner(arch, weights, batch, size, True, False,
+                                                           key=lat("convnets_inference_form")),
+                "convnets_fused": convnets_runner(arch, weights, batch, size, True, False, "fused",
+                                                  key=lat("convnets_fused")),
                 "convnets_eager": convnets_runner(arch, weights, batch, size, False, False),
             }
+            for layout in filter(None, args.plan_layouts.split(",")):
+                contenders["convnets_plan_" + layout] = convnets_runner(arch, weights, batch, size, True, False,
+                                                                        "plan", layout)
 
             def eager():
                 with torch.inference_mode():
@@ -127,7 +150,8 @@ def main():
                     compiled(x)  # compile outside the timing
                 contenders["torch_compile"] = lambda: timed(comp, batch, args.seconds)
             for name, session in sessions.items():
-                contenders[name] = (lambda s: lambda: timed(lambda: s.run(None, {"input": xn}), batch, args.seconds))(session)
+                contenders[name] = (lambda s, k: lambda: timed(lambda: s.run(None, {"input": xn}), batch, args.seconds,
+                                                               k))(session, lat(name))
             if openvino is not None:
                 core = openvino.Core()
                 ov_model = core.read_model(ours_onnx)
@@ -135,7 +159,8 @@ def main():
                 request = core.compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                                                "PERFORMANCE_HINT": "LATENCY",
                                                                "INFERENCE_NUM_THREADS": args.threads}).create_infer_request()
-                contenders["openvino_convnets"] = lambda: timed(lambda: request.infer({"input": xn}), batch, args.seconds)
+                contenders["openvino_convnets"] = lambda: timed(lambda: request.infer({"input": xn}), batch, args.seconds,
+                                                                lat("openvino_convnets"))
             if bf16:
                 contenders["convnets_inference_form_bf16"] = convnets_runner(arch, weights, batch, size, True, True)
 
@@ -165,9 +190,28 @@ def main():
         ov = f"{ours / r['openvino_convnets']:.2f}x" if "openvino_convnets" in r else "–"
         print(f"| {key.replace('/', ', ')} | " + " | ".join(f"{r[n]:.1f}" if n in r else "–" for n in names) +
               f" | {ours / best_ort:.2f}x | {ov} | {ours / r['pytorch_eager']:.2f}x |")
+    if latencies:
+        print("\nbatch-1 latency, ms, p50 / p90 / p99 (convnets: the median of its runs' own percentiles)\n")
+        lat_names = [n for n in ("convnets_inference_form", "convnets_fused", "ort_convnets", "ort_torchvision",
+                                 "openvino_convnets") if any(k[1] == n for k in latencies)]
+        print("| model | " + " | ".join(lat_names) + " |")
+        print("|---" * (len(lat_names) + 1) + "|")
+        for arch in args.models.split(","):
+            cells = []
+            for n in lat_names:
+                v = latencies.get((arch, n))
+                if not v:
+                    cells.append("–")
+                elif isinstance(v[0], tuple):
+                    cells.append(" / ".join(f"{statistics.median(r[i] for r in v):.1f}" for i in range(3)))
+                else:
+                    q = np.percentile(v, [50, 90, 99])
+                    cells.append(" / ".join(f"{x:.1f}" for x in q))
+            print(f"| {arch} | " + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "results": results}, f, indent=1)
+            json.dump({"threads": args.threads, "results": results,
+                       "latency_ms": {f"{a}/{n}": v for (a, n), v in latencies.items()}}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 # torch==2.11.0, whose LibTorch the build links. Idempotent and non-interactive; each step is skipped when
 # already satisfied.
 #
-#   bash scripts/setup.sh          what the app needs: build tools, the Debian libraries, Fashion-MNIST, torch
+#   bash scripts/setup.sh          what the app needs: build tools, the Debian libraries, Fashion-MNIST, torch,
+#                                  oneDNN (the CPU inference plan)
 #   bash scripts/setup.sh --test   also what the test suite needs: GoogleTest, Google Benchmark, clang (the
 #                                  fuzzers), the photo fixtures, and the Python references (torchvision,
 #                                  timm, TensorFlow, PIL, safetensors, NumPy, ONNX Runtime, OpenVINO)
@@ -19,10 +20,11 @@ APT_PACKAGES=(
   dataset-fashion-mnist
 )
 TORCH_VERSION=2.11.0
-PIP_PACKAGES=("torch==${TORCH_VERSION}")
+ONEDNN_VERSION=2023.2.0  # oneDNN 3.2, CPU only, GNU OpenMP: the CPU inference plan links it
+PIP_PACKAGES=("torch==${TORCH_VERSION}" "onednn-devel-cpu-gomp==${ONEDNN_VERSION}")
 PIP_NO_DEPS=()
 PIP_CHECK='import importlib.metadata as m, sys
-want = {"torch": "'"$TORCH_VERSION"'"}'
+want = {"torch": "'"$TORCH_VERSION"'", "onednn-devel-cpu-gomp": "'"$ONEDNN_VERSION"'"}'
 if [ "$TEST" = 1 ]; then
   APT_PACKAGES+=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
                  plasma-workspace-wallpapers)

@@ -24,7 +24,7 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/true, console);
   const ResolvedData data = resolve_data(w.config);
   RunLogs logs(config, LogAccess::kReader, /*write_files=*/true, console);
-  InferenceModel form(w.model, config.model.arch, device, config.precision.inference_form, &console);
+  InferenceModel form(w.model, config.model.arch, device, config.precision, &console);
   logs.parameters(config);
   std::vector<int64_t> sizes = config.benchmark.batch_sizes;
   if (sizes.empty()) sizes.push_back(config.eval_batch_size());

@@ -116,7 +116,7 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
   const ResolvedData data = resolve_data(w.config);
   // The average, when there is one; in its inference form unless asked otherwise.
   InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device,
-                      config.precision.inference_form, &console);
+                      config.precision, &console);
   result.class_names = load_class_names(config);
   if (result.class_names.empty() && config.model.num_classes == 1000)
     result.class_names = imagenet_class_names();

@@ -617,6 +617,22 @@ std::vector<Key> build_keys() {
           "inference_form", Field<Pr, bool>{&C::precision, &Pr::inference_form},
           "evaluate / predict / benchmark the inference form (BatchNorm folded; fused oneDNN kernels on the "
           "CPU, bf16 with --amp where the CPU has it); false: the eager training-form model"),
+      choice("cpu_inference", Field<Pr, CpuInferenceKernels>{&C::precision, &Pr::cpu_inference},
+             Names<CpuInferenceKernels>{{"plan", CpuInferenceKernels::kPlan},
+                                        {"fused", CpuInferenceKernels::kFused}},
+             "the CPU inference form's kernels: plan = a fixed oneDNN plan (primitives, weights and buffers "
+             "made "
+             "once per input shape), fused = LibTorch's fused oneDNN ops"),
+      integer("cpu_threads", Field<Pr, int64_t>{&C::precision, &Pr::cpu_threads}, 0, 4096,
+              "CPU threads of LibTorch and oneDNN (one OpenMP pool); 0: OMP_NUM_THREADS, else every core"),
+      choice("cpu_activation_layout", Field<Pr, ActivationLayout>{&C::precision, &Pr::cpu_activation_layout},
+             Names<ActivationLayout>{{"auto", ActivationLayout::kAuto},
+                                     {"nhwc", ActivationLayout::kNhwc},
+                                     {"nchw8c", ActivationLayout::kBlocked8},
+                                     {"nchw16c", ActivationLayout::kBlocked16}},
+             "the oneDNN plan's activation layout; auto: nhwc (the fastest measured, and every op has an "
+             "optimised kernel "
+             "in it)"),
       // Data parallel.
       choice("dist_backend", Field<Pa, DistBackend>{&C::parallel, &Pa::dist_backend},
              Names<DistBackend>{

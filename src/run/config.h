@@ -16,6 +16,7 @@
 #include "dist/process_group.h"
 #include "models/init.h"
 #include "models/registry.h"
+#include "run/onednn_plan.h"
 
 namespace convnets {
 
@@ -162,6 +163,9 @@ struct ProgressiveConfig {
 
 enum class DeviceKind { kAuto, kCpu, kCuda };
 enum class AmpDtype { kBf16, kFp16 };
+// The CPU inference form's kernels: a fixed oneDNN plan (run/onednn_plan.h) or LibTorch's fused oneDNN ops
+// (run/fast_inference.h).
+enum class CpuInferenceKernels { kPlan, kFused };
 
 struct PrecisionConfig {
   DeviceKind device = DeviceKind::kAuto;
@@ -175,6 +179,9 @@ struct PrecisionConfig {
   // eval, predict, inference_benchmark and train_and_eval's evaluation run the inference form (BatchNorm
   // folded; fused oneDNN kernels on the CPU); false: the eager training-form model.
   bool inference_form = true;
+  CpuInferenceKernels cpu_inference = CpuInferenceKernels::kPlan;
+  int64_t cpu_threads = 0;  // LibTorch's and oneDNN's (one OpenMP pool); 0: OMP_NUM_THREADS or every core
+  ActivationLayout cpu_activation_layout = ActivationLayout::kAuto;  // the plan's
 };
 
 // Data parallel (launch with torchrun / srun / mpirun; one process per GPU).

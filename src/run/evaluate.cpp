@@ -95,7 +95,7 @@ SplitEvaluator::SplitEvaluator(std::shared_ptr<const ImageSource> split, const R
     : device_(device),
       data_(resolve_data(config)),
       arch_(config.model.arch),
-      inference_form_(config.precision.inference_form),
+      precision_(config.precision),
       group_(group),
       console_(console),
       loader_(std::move(split),
@@ -105,7 +105,7 @@ SplitEvaluator::SplitEvaluator(std::shared_ptr<const ImageSource> split, const R
 }
 
 EvalResult SplitEvaluator::evaluate(const ConvNetPtr& model) {
-  InferenceModel form(model, arch_, device_, inference_form_, console_);
+  InferenceModel form(model, arch_, device_, precision_, console_);
   form_ = form.describe();
   EvalResult r = convnets::evaluate(form, loader_, device_, data_, options_);
   return group_ ? sum_over_ranks(r, *group_) : r;

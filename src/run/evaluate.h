@@ -65,7 +65,7 @@ class SplitEvaluator {
   RunDevice device_;
   ResolvedData data_;
   std::string arch_;
-  bool inference_form_;
+  PrecisionConfig precision_;
   ProcessGroup* group_;
   Console* console_;
   Loader loader_;

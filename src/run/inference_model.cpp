@@ -5,14 +5,15 @@
 
 #include "run/autocast.h"
 #include "run/fast_inference.h"
+#include "run/onednn_plan.h"
 
 namespace convnets {
 
 InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const RunDevice& device,
-                               bool inference_form, Console* console)
+                               const PrecisionConfig& precision, Console* console)
     : model_(std::move(model)), device_(device) {
   description_ = "eager model";
-  if (!inference_form) {
+  if (!precision.inference_form) {
     if (device.autocast)
       description_ += *device.autocast == torch::kBFloat16 ? ", autocast bf16" : ", autocast fp16";
     return;
@@ -29,6 +30,22 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
     return;
   }
   const bool bf16 = device.autocast && *device.autocast == torch::kBFloat16;
+  if (precision.cpu_inference == CpuInferenceKernels::kPlan) {
+    if (bf16 && !onednn_plan_bf16_supported()) {
+      if (console)
+        console->notice(
+            "this CPU has no native bfloat16 (AVX512-BF16 / AMX): the bf16 run uses the eager model "
+            "under autocast");
+      description_ += ", autocast bf16";
+      return;
+    }
+    plan_ =
+        std::make_unique<OneDnnPlan>(inference_graph(*model_, arch), bf16 ? torch::kBFloat16 : torch::kFloat,
+                                     precision.cpu_activation_layout);
+    description_ = std::string("inference form (BatchNorm folded, oneDNN plan, ") +
+                   (bf16 ? "bfloat16" : "float32") + ")";
+    return;
+  }
   if (!fast_inference_available() || (bf16 && !fast_inference_bf16_supported())) {
     if (console)
       console->notice(
@@ -48,6 +65,7 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
 InferenceModel::~InferenceModel() = default;
 
 torch::Tensor InferenceModel::forward(const torch::Tensor& x) {
+  if (plan_) return plan_->forward(x);
   if (fused_) return fused_->forward(x);
   c10::InferenceMode inference;
   AutocastGuard autocast(device_.device.type(), device_.autocast);

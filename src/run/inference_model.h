@@ -1,6 +1,7 @@
 // What evaluation, prediction and the inference benchmark run forward passes on: the model's inference form
-// by default (models/inference_graph.h: BatchNorm folded; on the CPU the fused oneDNN kernels of
-// run/fast_inference.h, in bfloat16 with --amp where the CPU has it; on CUDA the folded graph with cuDNN),
+// by default (models/inference_graph.h: BatchNorm folded; on the CPU the fixed oneDNN plan of
+// run/onednn_plan.h, or with --cpu_inference fused LibTorch's fused oneDNN ops of run/fast_inference.h, in
+// bfloat16 with --amp where the CPU has it; on CUDA the folded graph with cuDNN),
 // or with --inference_form=false the eager training-form model in eval mode. Built from the model's
 // current weights: build it again after the weights change (train_and_eval does, at every evaluation).
 #pragma once
@@ -9,20 +10,23 @@
 
 #include "models/inference_graph.h"
 #include "models/layers.h"
+#include "run/config.h"
 #include "run/run_device.h"
 #include "util/console.h"
 
 namespace convnets {
 
 class FastInference;
+class OneDnnPlan;
 
 class InferenceModel {
  public:
-  // `inference_form` false: the eager model (run in eval mode, whatever mode it is in). A bfloat16 request
+  // `precision.inference_form` false: the eager model (run in eval mode, whatever mode it is in); on the
+  // CPU, `precision.cpu_inference` and `cpu_activation_layout` pick the kernels. A bfloat16 request
   // (device.autocast) on a CPU without native bfloat16 runs the eager model under autocast, with a notice on
   // `console`.
-  InferenceModel(ConvNetPtr model, const std::string& arch, const RunDevice& device, bool inference_form,
-                 Console* console = nullptr);
+  InferenceModel(ConvNetPtr model, const std::string& arch, const RunDevice& device,
+                 const PrecisionConfig& precision, Console* console = nullptr);
   ~InferenceModel();
   InferenceModel(const InferenceModel&) = delete;
   InferenceModel& operator=(const InferenceModel&) = delete;
@@ -35,7 +39,8 @@ class InferenceModel {
  private:
   ConvNetPtr model_;
   RunDevice device_;
-  std::unique_ptr<FastInference> fused_;    // CPU inference form
+  std::unique_ptr<OneDnnPlan> plan_;        // CPU inference form: the oneDNN plan
+  std::unique_ptr<FastInference> fused_;    // CPU inference form: LibTorch's fused ops
   std::unique_ptr<InferenceGraph> folded_;  // CUDA inference form (weights on the device)
   std::string description_;
 };

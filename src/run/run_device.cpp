@@ -1,6 +1,7 @@
 #include "run/run_device.h"
 
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/cuda.h>
 
@@ -20,6 +21,8 @@ void RunDevice::synchronize() const {
 
 RunDevice setup_device(const PrecisionConfig& p, int local_rank) {
   RunDevice d;
+  // One OpenMP pool serves LibTorch and the oneDNN plan (docs/architecture.md): this sets both.
+  if (p.cpu_threads > 0) at::set_num_threads(static_cast<int>(p.cpu_threads));
   const bool cuda = torch::cuda::is_available();
   if (p.device == DeviceKind::kCuda && !cuda)
     throw std::runtime_error("device = cuda, but no CUDA device is available");

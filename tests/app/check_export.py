@@ -62,15 +62,20 @@ run("train_and_eval", "--arch", "resnet18", "--num_classes", "10", "--data_dir",
     "--model_dir", A)
 run("eval", "--model_dir", A, "--eval_batch_size", "500")
 evaluated = final_data(os.path.join(A, "log.json"))
-# The two forms of the model (inference form: BatchNorm folded, fused oneDNN convolutions; training form: eager)
-# give the same top-1 and top-5 on the whole validation split.
+# The forms of the model (inference form: BatchNorm folded, by default the oneDNN plan, or LibTorch's fused oneDNN
+# ops; training form: eager) give the same top-1 and top-5 on the whole validation split.
 p = run("eval", "--model_dir", A, "--eval_batch_size", "500", "--inference_form", "false")
 eager = final_data(os.path.join(A, "log.json"))
-check(eager["top1_accuracy"] == evaluated["top1_accuracy"] and eager["top5_accuracy"] == evaluated["top5_accuracy"]
-      and 0.2 < evaluated["top1_accuracy"] < 1.0 and evaluated["form"].startswith("inference form")
-      and eager["form"] == "eager model",
-      f"eval top-1 / top-5 equal in both forms: {evaluated['top1_accuracy']} / {evaluated['top5_accuracy']} "
-      f"(inference form) vs {eager['top1_accuracy']} / {eager['top5_accuracy']} (eager)")
+p = run("eval", "--model_dir", A, "--eval_batch_size", "500", "--cpu_inference", "fused")
+fused = final_data(os.path.join(A, "log.json"))
+for form, result in (("oneDNN plan", evaluated), ("fused", fused)):
+    check(eager["top1_accuracy"] == result["top1_accuracy"] and eager["top5_accuracy"] == result["top5_accuracy"]
+          and 0.2 < result["top1_accuracy"] < 1.0 and result["form"].startswith("inference form")
+          and eager["form"] == "eager model",
+          f"eval top-1 / top-5 equal: {result['top1_accuracy']} / {result['top5_accuracy']} ({form}: {result['form']}) "
+          f"vs {eager['top1_accuracy']} / {eager['top5_accuracy']} (eager)")
+check("oneDNN plan" in evaluated["form"] and "fused oneDNN kernels" in fused["form"],
+      f"eval names the kernels it ran: {evaluated['form']!r}, {fused['form']!r}")
 
 # Export: the ONNX file and a Triton repository (CPU instances), with Softmax / TopK outputs.
 ONNX, REPO = os.path.join(WORK, "resnet18_fm.onnx"), os.path.join(WORK, "triton")

@@ -14,6 +14,7 @@
 #include "models/inference_graph.h"
 #include "models/registry.h"
 #include "run/fast_inference.h"
+#include "run/onednn_plan.h"
 #include "test_support.h"
 #include "util/file_io.h"
 #include "util/safetensors.h"
@@ -99,15 +100,14 @@ TEST_P(InferenceForm, FoldedGraphEqualsTheModelInFloat64) {
   EXPECT_EQ(graph_convs, convs);
 }
 
-// The fused CPU form (oneDNN convolutions with their activation and residual, prepacked weights) gives the
-// eager model's logits: the bound the eager model is held to against float64 (tests/parity), or 1e-4.
-TEST_P(InferenceForm, FusedCpuFormGivesTheModelsLogits) {
-  if (!fast_inference_available()) GTEST_SKIP() << "no oneDNN fusion kernels in this build";
-  const Case c = GetParam();
+// A CPU form (the fused LibTorch kernels or the oneDNN plan) gives the eager model's logits: the bound the
+// eager model is held to against float64 (tests/parity), or 1e-4; the same top-5; at batch 8 and 1, and at
+// 32 px, where the last stage runs on 1x1 maps.
+template <typename Form>
+void expect_cpu_form_gives_the_models_logits(const Case& c, Form& form, const char* form_name) {
   const auto io = testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"));
   ConvNetPtr model = torchvision_model(c.arch, c.full);
   const torch::Tensor x = io.at("input");
-  FastInference fused(inference_graph(*model, c.arch));
   torch::Tensor eager;
   {
     torch::NoGradGuard no_grad;
@@ -115,25 +115,56 @@ TEST_P(InferenceForm, FusedCpuFormGivesTheModelsLogits) {
   }
   const double bound = std::max({1e-4, testing::fp32_forward_bound(*model),
                                  4 * testing::rel_error(io.at("eval_logits_fp32"), io.at("eval_logits"))});
-  const torch::Tensor logits = fused.forward(x);
-  std::printf("%s: fused vs eager %.2e, vs float64 %.2e (bound %.1e)\n", c.arch.c_str(),
+  const torch::Tensor logits = form.forward(x);
+  std::printf("%s: %s vs eager %.2e, vs float64 %.2e (bound %.1e)\n", c.arch.c_str(), form_name,
               testing::rel_error(logits, eager), testing::rel_error(logits, io.at("eval_logits")), bound);
   EXPECT_LT(testing::rel_error(logits, eager), bound);
   EXPECT_LT(testing::rel_error(logits, io.at("eval_logits")), bound) << "against float64";
+  // The same top-5 set for every image whose 5th and 6th classes (float64) are further apart than twice that
+  // image's largest logit difference between the form and the eager model (closer ones are a float32 tie).
   const auto top5 = [](const torch::Tensor& t) { return std::get<0>(std::get<1>(t.topk(5, 1)).sort(1)); };
-  EXPECT_TRUE(torch::equal(top5(logits), top5(eager))) << "top-5 sets";
+  const torch::Tensor sorted = std::get<0>(io.at("eval_logits").sort(1, /*descending=*/true));
+  const torch::Tensor row_diff = std::get<0>((logits - eager).abs().max(1));
+  int64_t checked = 0;
+  for (int64_t i = 0; i < logits.size(0); ++i) {
+    if ((sorted[i][4] - sorted[i][5]).item<double>() <= 2 * row_diff[i].item<double>()) continue;
+    ++checked;
+    EXPECT_TRUE(torch::equal(top5(logits.narrow(0, i, 1)), top5(eager.narrow(0, i, 1))))
+        << "top-5 set, image " << i;
+  }
+  std::printf("  top-5 compared on %lld of %lld images\n", static_cast<long long>(checked),
+              static_cast<long long>(logits.size(0)));
+  EXPECT_GE(checked, 1) << "no image's top-5 is beyond float32's ties";
   // A second batch size reuses nothing stale (weights are packed per input shape), and batch 1 agrees too.
-  EXPECT_LT(testing::rel_error(fused.forward(x.narrow(0, 0, 1)), eager.narrow(0, 0, 1)), bound);
-  EXPECT_LT(testing::rel_error(fused.forward(x), logits), 1e-6);
-  // At 32 px the last stage runs on 1x1 maps, where oneDNN's fused residual add cannot run (the form falls
-  // back to separate ops there).
+  EXPECT_LT(testing::rel_error(form.forward(x.narrow(0, 0, 1)), eager.narrow(0, 0, 1)), bound);
+  EXPECT_LT(testing::rel_error(form.forward(x), logits), 1e-6);
   const torch::Tensor small = x.narrow(2, 0, 32).narrow(3, 0, 32);
   torch::Tensor small_eager;
   {
     torch::NoGradGuard no_grad;
     small_eager = model->forward(small);
   }
-  EXPECT_LT(testing::rel_error(fused.forward(small), small_eager), bound) << "at 32 px";
+  EXPECT_LT(testing::rel_error(form.forward(small), small_eager), bound) << "at 32 px";
+}
+
+// The fused LibTorch form: oneDNN convolutions with their activation and residual, prepacked weights (where
+// oneDNN's fused residual add cannot run on 1x1 maps it falls back to separate ops).
+TEST_P(InferenceForm, FusedCpuFormGivesTheModelsLogits) {
+  if (!fast_inference_available()) GTEST_SKIP() << "no oneDNN fusion kernels in this build";
+  const Case c = GetParam();
+  FastInference fused(inference_graph(*torchvision_model(c.arch, c.full), c.arch));
+  expect_cpu_form_gives_the_models_logits(c, fused, "fused");
+}
+
+// The fixed oneDNN plan, in the layout this CPU gets by default; every primitive is one of oneDNN's optimised
+// kernels, none its reference implementation (ref:any, a hundred times slower).
+TEST_P(InferenceForm, OneDnnPlanGivesTheModelsLogits) {
+  const Case c = GetParam();
+  OneDnnPlan plan(inference_graph(*torchvision_model(c.arch, c.full), c.arch));
+  expect_cpu_form_gives_the_models_logits(c, plan, "oneDNN plan");
+  const auto io = testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"));
+  const auto shape = io.at("input").sizes().vec();
+  for (const auto& line : plan.describe(shape)) EXPECT_EQ(line.find("ref:"), std::string::npos) << line;
 }
 
 // The exported file, in float32 and float16, through ONNX Runtime (tests/python/check_onnx.py): the checker
@@ -200,6 +231,12 @@ TEST_P(OddSizedMaps, EveryFormGivesTheEagerLogits) {
   if (fast_inference_available()) {
     FastInference fused(graph);
     EXPECT_LT(testing::rel_error(fused.forward(x), eager), bound) << "fused CPU form";
+  }
+  for (const auto layout :
+       {ActivationLayout::kNhwc, ActivationLayout::kBlocked8, ActivationLayout::kBlocked16}) {
+    OneDnnPlan plan(graph, torch::kFloat, layout);
+    EXPECT_LT(testing::rel_error(plan.forward(x), eager), bound)
+        << "oneDNN plan, layout " << static_cast<int>(layout);
   }
   ConvNetPtr model64 = torchvision_model(arch, false);
   model64->to(torch::kDouble);

@@ -1,0 +1,448 @@
+#include "run/onednn_plan.h"
+
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace convnets {
+
+using dnnl::memory;
+using Dims = memory::dims;
+using Tag = memory::format_tag;
+using DataType = memory::data_type;
+
+namespace {
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// nhwc by default: measured on AVX-512 (brgconv kernels) it is as fast as or faster than nChw16c for
+// ResNet-50 and EfficientNet-B0, on AVX2 as fast as nChw8c, and it is the one layout where oneDNN 3.2 has an
+// optimised kernel for every op of every family (a grouped convolution with fewer channels per group than the
+// block runs oneDNN's reference kernel in nChw8c / nChw16c, ~100x slower; so does a broadcast multiply in
+// nChw8c on AVX-512).
+Tag activation_tag(ActivationLayout layout) {
+  switch (layout) {
+    case ActivationLayout::kBlocked16:
+      return Tag::nChw16c;
+    case ActivationLayout::kBlocked8:
+      return Tag::nChw8c;
+    default:
+      return Tag::nhwc;
+  }
+}
+
+void append_activation(dnnl::post_ops& ops, Activation act) {
+  switch (act) {
+    case Activation::kReLU:
+      ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      break;
+    case Activation::kSiLU:
+      ops.append_eltwise(dnnl::algorithm::eltwise_swish, 1.f, 0.f);  // x * sigmoid(1 * x)
+      break;
+    case Activation::kSigmoid:
+      ops.append_eltwise(dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
+      break;
+    case Activation::kNone:
+      break;
+  }
+}
+
+const char* kind_name(InferenceOpKind kind) {
+  switch (kind) {
+    case InferenceOpKind::kConv:
+      return "conv";
+    case InferenceOpKind::kMaxPool:
+      return "max_pool";
+    case InferenceOpKind::kGlobalAvgPool:
+      return "global_avg_pool";
+    case InferenceOpKind::kMul:
+      return "mul";
+    case InferenceOpKind::kAdd:
+      return "add";
+    case InferenceOpKind::kLinear:
+      return "linear";
+  }
+  return "?";
+}
+
+// TensorFlow's "same" padding of one spatial dimension (models/layers.h pad_same): before, after.
+std::pair<int64_t, int64_t> same_padding(int64_t in, int64_t kernel, int64_t stride) {
+  const int64_t out = (in + stride - 1) / stride;
+  const int64_t total = std::max<int64_t>((out - 1) * stride + kernel - in, 0);
+  return {total / 2, total - total / 2};
+}
+
+}  // namespace
+
+bool onednn_plan_bf16_supported() {
+  const auto isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_fp16 ||
+         isa == dnnl::cpu_isa::avx512_core_amx || isa == dnnl::cpu_isa::avx512_core_amx_fp16;
+}
+
+std::string onednn_cpu_isa() {
+  static const std::pair<dnnl::cpu_isa, const char*> names[] = {
+      {dnnl::cpu_isa::sse41, "sse41"},
+      {dnnl::cpu_isa::avx, "avx"},
+      {dnnl::cpu_isa::avx2, "avx2"},
+      {dnnl::cpu_isa::avx2_vnni, "avx2_vnni"},
+      {dnnl::cpu_isa::avx2_vnni_2, "avx2_vnni_2"},
+      {dnnl::cpu_isa::avx512_core, "avx512_core"},
+      {dnnl::cpu_isa::avx512_core_vnni, "avx512_core_vnni"},
+      {dnnl::cpu_isa::avx512_core_bf16, "avx512_core_bf16"},
+      {dnnl::cpu_isa::avx512_core_fp16, "avx512_core_fp16"},
+      {dnnl::cpu_isa::avx512_core_amx, "avx512_core_amx"},
+      {dnnl::cpu_isa::avx512_core_amx_fp16, "avx512_core_amx_fp16"}};
+  const auto isa = dnnl::get_effective_cpu_isa();
+  for (const auto& [value, name] : names)
+    if (value == isa) return name;
+  return "default";
+}
+
+// One input shape's plan. Values (the graph's numbered tensors) live in shared buffers assigned by liveness;
+// a convolution whose residual is read for the last time accumulates into the residual's buffer (oneDNN's
+// sum post-op), and the squeeze-excitation multiply and the separate add run in place.
+struct OneDnnPlan::Shape {
+  struct Step {
+    dnnl::primitive primitive;
+    std::unordered_map<int, memory> args;     // weights, bias: fixed
+    std::vector<std::pair<int, int>> values;  // (argument, value) bound once the buffers exist
+    bool scratchpad = false;
+    memory::desc scratchpad_desc;
+    std::string info;
+  };
+  std::vector<Step> steps;
+  std::vector<memory::desc> value_desc;
+  std::vector<int> value_buffer;          // per value: its buffer (-1: the input or the logits)
+  std::vector<torch::Tensor> buffers;     // byte storage (64-byte aligned by LibTorch's CPU allocator)
+  std::vector<torch::Tensor> keep_alive;  // biases and other LibTorch storage the primitives read
+  torch::Tensor scratchpad;
+  memory input_user, input;  // the caller's float NCHW batch, and value 0 in the stem's layout
+  dnnl::reorder input_reorder;
+  memory logits;
+  int64_t batch = 0, num_classes = 0;
+  MemoryUse use;
+  const char* layout = "";
+};
+
+namespace {
+
+// A step's weights, reordered once from the op's float32 tensor (`user` describes it) into the layout the
+// primitive picked (`packed`), its bias bound in place, and its input.
+void bind_weights(OneDnnPlan::Shape::Step& step, OneDnnPlan::Shape& p, const memory::desc& user,
+                  const memory::desc& packed, const InferenceOp& op, const memory::desc& bias) {
+  const dnnl::engine& engine = cpu_engine();
+  memory from(user, engine, op.weight.data_ptr()), to(packed, engine);
+  dnnl::stream stream(engine);
+  dnnl::reorder(from, to).execute(stream, from, to);
+  stream.wait();
+  p.keep_alive.push_back(op.bias);
+  step.args[DNNL_ARG_WEIGHTS] = to;
+  step.args[DNNL_ARG_BIAS] = memory(bias, engine, op.bias.data_ptr());
+  step.values.emplace_back(DNNL_ARG_SRC, op.input);
+}
+
+}  // namespace
+
+OneDnnPlan::OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype, ActivationLayout layout)
+    : graph_(graph), dtype_(dtype), layout_(layout) {
+  if (dtype != torch::kFloat && dtype != torch::kBFloat16)
+    throw std::invalid_argument("the oneDNN plan runs float32 or bfloat16");
+  if (dtype == torch::kBFloat16 && !onednn_plan_bf16_supported())
+    throw std::runtime_error("this CPU has no native bfloat16 (AVX512-BF16 / AMX), oneDNN's ISA is " +
+                             onednn_cpu_isa() + ": run float32");
+  if (graph_.ops.empty() || graph_.ops.back().kind != InferenceOpKind::kLinear)
+    throw std::invalid_argument("the oneDNN plan needs a graph that ends with its classifier");
+  // Weights as float32 contiguous on the CPU: the plan reorders (and converts) them per input shape.
+  for (auto& op : graph_.ops) {
+    if (op.weight.defined()) op.weight = op.weight.to(torch::kCPU, torch::kFloat).contiguous();
+    if (op.bias.defined()) op.bias = op.bias.to(torch::kCPU, torch::kFloat).contiguous();
+  }
+}
+
+OneDnnPlan::~OneDnnPlan() = default;
+
+const char* OneDnnPlan::layout_name(const std::vector<int64_t>& input_shape) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return plan_for(input_shape).layout;
+}
+
+OneDnnPlan::Shape& OneDnnPlan::plan_for(const std::vector<int64_t>& input_shape) {
+  auto it = plans_.find(input_shape);
+  if (it != plans_.end()) return *it->second;
+  return *plans_.emplace(input_shape, build_plan(input_shape, layout_)).first->second;
+}
+
+std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int64_t>& input_shape,
+                                                          ActivationLayout layout) const {
+  if (input_shape.size() != 4 || input_shape[0] < 1 || input_shape[2] < 1 || input_shape[3] < 1)
+    throw std::invalid_argument("the oneDNN plan takes an NCHW batch");
+  const dnnl::engine& engine = cpu_engine();
+  const DataType dt = dtype_ == torch::kBFloat16 ? DataType::bf16 : DataType::f32;
+  const Tag tag = activation_tag(layout);
+  auto plan = std::make_unique<Shape>();
+  plan->layout = tag == Tag::nChw16c ? "nChw16c" : tag == Tag::nChw8c ? "nChw8c" : "nhwc";
+  Shape& p = *plan;
+  const size_t num_values = static_cast<size_t>(graph_.num_values);
+  p.value_desc.resize(num_values);
+  p.value_buffer.assign(num_values, -1);
+  p.batch = input_shape[0];
+  std::vector<size_t> last_use(num_values, 0);
+  for (size_t i = 0; i < graph_.ops.size(); ++i) {
+    last_use[static_cast<size_t>(graph_.ops[i].input)] = i;
+    if (graph_.ops[i].other >= 0) last_use[static_cast<size_t>(graph_.ops[i].other)] = i;
+  }
+  const InferenceOp& stem = graph_.ops.front();
+  if (stem.kind == InferenceOpKind::kConv && stem.groups == 1 && input_shape[1] != stem.weight.size(1))
+    throw std::invalid_argument("the input has " + std::to_string(input_shape[1]) +
+                                " channels, the model takes " + std::to_string(stem.weight.size(1)));
+  const memory::desc input_user_desc(Dims(input_shape.begin(), input_shape.end()), DataType::f32, Tag::nchw);
+
+  // Buffers by liveness: a value takes a free buffer (the first that fits, else the largest, grown) and
+  // gives it back after its last reader.
+  std::vector<int64_t> buffer_bytes;
+  std::vector<int> free_buffers;
+  auto take_buffer = [&](size_t value) {
+    const auto bytes = static_cast<int64_t>(p.value_desc[value].get_size());
+    // The smallest free buffer that fits, else the largest free one (grown).
+    int best = -1;
+    for (const int b : free_buffers) {
+      const bool fits = buffer_bytes[b] >= bytes;
+      if (best < 0) {
+        best = b;
+        continue;
+      }
+      const bool best_fits = buffer_bytes[best] >= bytes;
+      if ((fits && (!best_fits || buffer_bytes[b] < buffer_bytes[best])) ||
+          (!fits && !best_fits && buffer_bytes[b] > buffer_bytes[best]))
+        best = b;
+    }
+    if (best < 0) {
+      best = static_cast<int>(buffer_bytes.size());
+      buffer_bytes.push_back(0);
+    } else {
+      free_buffers.erase(std::find(free_buffers.begin(), free_buffers.end(), best));
+    }
+    buffer_bytes[best] = std::max(buffer_bytes[best], bytes);
+    p.value_buffer[value] = best;
+  };
+  auto release = [&](int value, size_t op_index, int keep) {
+    if (value < 0 || value == keep || last_use[static_cast<size_t>(value)] != op_index) return;
+    const int b = p.value_buffer[static_cast<size_t>(value)];
+    if (b >= 0 && (keep < 0 || p.value_buffer[static_cast<size_t>(keep)] != b)) free_buffers.push_back(b);
+  };
+
+  int64_t scratchpad_bytes = 0;
+  auto add_step = [&](const dnnl::primitive_desc_base& pd, dnnl::primitive primitive, const InferenceOp& op,
+                      Shape::Step step) {
+    step.primitive = std::move(primitive);
+    step.scratchpad_desc = pd.scratchpad_desc();
+    step.scratchpad = step.scratchpad_desc.get_size() > 0;
+    scratchpad_bytes =
+        std::max<int64_t>(scratchpad_bytes, static_cast<int64_t>(step.scratchpad_desc.get_size()));
+    step.info = op.name + " " + kind_name(op.kind) + ": " + pd.impl_info_str();
+    p.steps.push_back(std::move(step));
+  };
+  auto user_scratchpad = [] {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
+  };
+
+  for (size_t i = 0; i < graph_.ops.size(); ++i) {
+    const InferenceOp& op = graph_.ops[i];
+    const auto in = static_cast<size_t>(op.input);
+    const auto out = static_cast<size_t>(op.output);
+    const bool from_input = op.input == 0 && p.value_buffer[0] < 0;  // the first reader of the input
+    const Dims src_dims =
+        from_input ? Dims(input_shape.begin(), input_shape.end()) : p.value_desc[in].get_dims();
+    const int64_t n = src_dims[0], c = src_dims[1], h = src_dims[2], w = src_dims[3];
+    if (from_input && op.kind != InferenceOpKind::kConv)
+      throw std::invalid_argument("the oneDNN plan needs a graph that starts with a convolution");
+    Shape::Step step;
+    int in_place_of = -1;  // the value whose buffer the output reuses
+    try {
+      switch (op.kind) {
+        case InferenceOpKind::kConv: {
+          const int64_t out_ch = op.weight.size(0), k = op.kernel, s = op.stride;
+          int64_t pt = op.padding, pb = op.padding, pl = op.padding, pr = op.padding;
+          if (op.same_padding) {
+            std::tie(pt, pb) = same_padding(h, k, s);
+            std::tie(pl, pr) = same_padding(w, k, s);
+          }
+          const int64_t oh = (h + pt + pb - k) / s + 1, ow = (w + pl + pr - k) / s + 1;
+          const memory::desc dst_desc({n, out_ch, oh, ow}, dt, tag);
+          const Dims weight_dims = op.groups == 1 ? Dims{out_ch, c, k, k}
+                                                  : Dims{op.groups, out_ch / op.groups, c / op.groups, k, k};
+          const memory::desc weight_any(weight_dims, dt, Tag::any);
+          const memory::desc bias_desc({out_ch}, DataType::f32, Tag::a);
+          // The stem picks the layout of its input (a 3-channel image is better read plain).
+          const memory::desc src_desc = from_input ? memory::desc(src_dims, dt, Tag::any) : p.value_desc[in];
+          dnnl::post_ops post;
+          if (op.other >= 0) {
+            const auto other = static_cast<size_t>(op.other);
+            if (last_use[other] == i && p.value_desc[other] == dst_desc && other != in) {
+              post.append_sum(1.f);  // accumulate into the residual's buffer
+              in_place_of = op.other;
+            } else {
+              post.append_binary(dnnl::algorithm::binary_add, p.value_desc[other]);
+              step.values.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, op.other);
+            }
+          }
+          append_activation(post, op.activation);
+          dnnl::primitive_attr attr = user_scratchpad();
+          attr.set_post_ops(post);
+          const dnnl::convolution_forward::primitive_desc pd(
+              engine, dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_desc,
+              weight_any, bias_desc, dst_desc, {s, s}, {pt, pl}, {pb, pr}, attr);
+          if (from_input) p.value_desc[0] = pd.src_desc();
+          // The weights, reordered once into the layout the primitive picked.
+          const memory::desc weight_user(weight_dims, DataType::f32, op.groups == 1 ? Tag::oihw : Tag::goihw);
+          bind_weights(step, p, weight_user, pd.weights_desc(), op, bias_desc);
+          p.value_desc[out] = dst_desc;
+          add_step(pd, dnnl::convolution_forward(pd), op, std::move(step));
+          break;
+        }
+        case InferenceOpKind::kMaxPool:
+        case InferenceOpKind::kGlobalAvgPool: {
+          const bool global = op.kind == InferenceOpKind::kGlobalAvgPool;
+          const int64_t kh = global ? h : op.kernel, kw = global ? w : op.kernel;
+          const int64_t s = global ? 1 : op.stride, pad = global ? 0 : op.padding;
+          const int64_t oh = (h + 2 * pad - kh) / s + 1, ow = (w + 2 * pad - kw) / s + 1;
+          const memory::desc dst_desc({n, c, oh, ow}, dt, tag);
+          const dnnl::pooling_forward::primitive_desc pd(
+              engine, dnnl::prop_kind::forward_inference,
+              global ? dnnl::algorithm::pooling_avg_exclude_padding : dnnl::algorithm::pooling_max,
+              p.value_desc[in], dst_desc, {s, s}, {kh, kw}, {0, 0}, {pad, pad}, {pad, pad},
+              user_scratchpad());
+          step.values.emplace_back(DNNL_ARG_SRC, op.input);
+          p.value_desc[out] = dst_desc;
+          add_step(pd, dnnl::pooling_forward(pd), op, std::move(step));
+          break;
+        }
+        case InferenceOpKind::kMul:
+        case InferenceOpKind::kAdd: {
+          // input (*|+) other, `other` broadcast over H and W where it is 1x1 (the gate); in place.
+          dnnl::post_ops post;
+          append_activation(post, op.activation);
+          dnnl::primitive_attr attr = user_scratchpad();
+          attr.set_post_ops(post);
+          const memory::desc& other_desc = p.value_desc[static_cast<size_t>(op.other)];
+          const dnnl::binary::primitive_desc pd(
+              engine,
+              op.kind == InferenceOpKind::kMul ? dnnl::algorithm::binary_mul : dnnl::algorithm::binary_add,
+              p.value_desc[in], other_desc, p.value_desc[in], attr);
+          step.values.emplace_back(DNNL_ARG_SRC_0, op.input);
+          step.values.emplace_back(DNNL_ARG_SRC_1, op.other);
+          p.value_desc[out] = p.value_desc[in];
+          if (last_use[in] == i && op.other != op.input) in_place_of = op.input;
+          add_step(pd, dnnl::binary(pd), op, std::move(step));
+          break;
+        }
+        case InferenceOpKind::kLinear: {
+          if (h != 1 || w != 1)
+            throw std::invalid_argument("the classifier's input is " + std::to_string(h) + "x" +
+                                        std::to_string(w) + ", the plan needs the pooled 1x1 map");
+          const int64_t classes = op.weight.size(0);
+          const memory::desc weight_any({classes, c, 1, 1}, dt, Tag::any);
+          const memory::desc bias_desc({classes}, DataType::f32, Tag::a);
+          const memory::desc dst_desc({n, classes}, DataType::f32, Tag::nc);
+          const dnnl::inner_product_forward::primitive_desc pd(engine, dnnl::prop_kind::forward_inference,
+                                                               p.value_desc[in], weight_any, bias_desc,
+                                                               dst_desc, user_scratchpad());
+          bind_weights(step, p, memory::desc({classes, c, 1, 1}, DataType::f32, Tag::oihw), pd.weights_desc(),
+                       op, bias_desc);
+          p.value_desc[out] = dst_desc;
+          p.num_classes = classes;
+          add_step(pd, dnnl::inner_product_forward(pd), op, std::move(step));
+          break;
+        }
+      }
+    } catch (const dnnl::error& e) {
+      throw std::runtime_error("oneDNN cannot build the " + std::string(kind_name(op.kind)) + " of " +
+                               op.name + " for input " + std::to_string(n) + "x" + std::to_string(c) + "x" +
+                               std::to_string(h) + "x" + std::to_string(w) + ": " + e.what());
+    }
+    // The output's buffer: the residual's or the input's (in place), or a free one; the logits are the
+    // caller's tensor.
+    if (from_input) take_buffer(0);
+    if (op.output == graph_.output) {
+      p.value_buffer[out] = -1;
+    } else if (in_place_of >= 0) {
+      p.value_buffer[out] = p.value_buffer[static_cast<size_t>(in_place_of)];
+    } else {
+      take_buffer(out);
+    }
+    p.steps.back().values.emplace_back(DNNL_ARG_DST, op.output);
+    // The accumulated residual is read as the destination too: bind it as DST (same buffer).
+    release(op.input, i, in_place_of);
+    release(op.other, i, in_place_of);
+  }
+  if (graph_.output != graph_.ops.back().output)
+    throw std::invalid_argument("the oneDNN plan needs the classifier's output as the graph's output");
+
+  // Storage, then the memories over it.
+  for (int64_t bytes : buffer_bytes) {
+    p.buffers.push_back(torch::empty({std::max<int64_t>(bytes, 1)}, torch::kUInt8));
+    p.use.buffers += bytes;
+  }
+  p.scratchpad = torch::empty({std::max<int64_t>(scratchpad_bytes, 1)}, torch::kUInt8);
+  p.use.scratchpad = scratchpad_bytes;
+  for (const auto& desc : p.value_desc) p.use.unshared += static_cast<int64_t>(desc.get_size());
+  std::vector<memory> value_memory(num_values);
+  for (size_t v = 0; v < num_values; ++v) {
+    if (p.value_buffer[v] >= 0)
+      value_memory[v] =
+          memory(p.value_desc[v], engine, p.buffers[static_cast<size_t>(p.value_buffer[v])].data_ptr());
+  }
+  const auto logits_value = static_cast<size_t>(graph_.output);
+  p.logits = memory(p.value_desc[logits_value], engine, nullptr);
+  value_memory[logits_value] = p.logits;
+  for (auto& step : p.steps) {
+    for (const auto& [arg, value] : step.values) step.args[arg] = value_memory[static_cast<size_t>(value)];
+    if (step.scratchpad)
+      step.args[DNNL_ARG_SCRATCHPAD] = memory(step.scratchpad_desc, engine, p.scratchpad.data_ptr());
+  }
+  p.input_user = memory(input_user_desc, engine, nullptr);
+  p.input = value_memory[0];
+  p.input_reorder = dnnl::reorder(p.input_user, p.input);
+  return plan;
+}
+
+torch::Tensor OneDnnPlan::forward(const torch::Tensor& x) {
+  const torch::Tensor input = x.to(torch::kCPU, torch::kFloat).contiguous();
+  const std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
+  std::lock_guard<std::mutex> lock(mutex_);
+  Shape& p = plan_for(shape);
+  torch::Tensor logits = torch::empty({p.batch, p.num_classes}, torch::kFloat);
+  p.input_user.set_data_handle(input.data_ptr());
+  p.logits.set_data_handle(logits.data_ptr());
+  dnnl::stream stream(cpu_engine());
+  p.input_reorder.execute(stream, p.input_user, p.input);
+  for (auto& step : p.steps) step.primitive.execute(stream, step.args);
+  stream.wait();
+  p.input_user.set_data_handle(nullptr);
+  p.logits.set_data_handle(nullptr);
+  return logits;
+}
+
+std::vector<std::string> OneDnnPlan::describe(const std::vector<int64_t>& input_shape) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto& step : plan_for(input_shape).steps) out.push_back(step.info);
+  return out;
+}
+
+OneDnnPlan::MemoryUse OneDnnPlan::memory_use(const std::vector<int64_t>& input_shape) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return plan_for(input_shape).use;
+}
+
+}  // namespace convnets

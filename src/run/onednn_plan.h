@@ -1,0 +1,68 @@
+// The inference form on the CPU as a fixed oneDNN plan (docs/architecture.md, Evaluation and inference): for
+// each input shape, every op of the InferenceGraph becomes one oneDNN primitive created once — convolutions
+// with their folded bias, the activation and the residual add as post-ops, pooling, the squeeze-excitation
+// multiply as a broadcast binary op, the classifier as an inner product — weights reordered once into the
+// layout each primitive picks, activations in one layout end to end (nhwc by default), buffers reused by
+// liveness and one scratchpad, all preallocated. Linked against its own oneDNN (the venv's onednn-cpu-gomp
+// wheel, sharing torch's OpenMP runtime); everything else stays on LibTorch.
+#pragma once
+#include <torch/types.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "models/inference_graph.h"
+
+namespace convnets {
+
+// Whether the CPU runs bfloat16 convolutions natively (AVX512-BF16 or AMX), as oneDNN sees it.
+bool onednn_plan_bf16_supported();
+// "avx512_core_bf16", "avx2", ...: oneDNN's instruction set on this CPU; "" without oneDNN.
+std::string onednn_cpu_isa();
+
+// How activations are laid out between ops. kAuto is nhwc (onednn_plan.cpp says why); the blocked layouts
+// are there to measure, and some ops have only oneDNN's slow reference kernel in them.
+enum class ActivationLayout { kAuto, kNhwc, kBlocked8, kBlocked16 };
+
+class OneDnnPlan {
+ public:
+  // `dtype`: kFloat, or kBFloat16 (weights and activations; biases and logits float32).
+  explicit OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype = torch::kFloat,
+                      ActivationLayout layout = ActivationLayout::kAuto);
+  ~OneDnnPlan();
+  OneDnnPlan(const OneDnnPlan&) = delete;
+  OneDnnPlan& operator=(const OneDnnPlan&) = delete;
+
+  // `x`: normalised float NCHW (any strides); returns float32 logits [N, classes]. The first call for a new
+  // input shape builds its plan (primitives, reordered weights, buffers); later calls only execute.
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::ScalarType dtype() const { return dtype_; }
+  // "nChw16c", "nChw8c" or "nhwc": the activation layout the plan for `input_shape` runs in.
+  const char* layout_name(const std::vector<int64_t>& input_shape);
+  // One line per primitive of the plan for `input_shape` (built if needed): the op, oneDNN's implementation
+  // name ("brg:avx512_core", "jit:avx2", "ref:any", ...) and the memory formats.
+  std::vector<std::string> describe(const std::vector<int64_t>& input_shape);
+  // Bytes the plan for `input_shape` holds: activation buffers (shared by liveness), the scratchpad, and
+  // what the activations would take unshared.
+  struct MemoryUse {
+    int64_t buffers = 0, scratchpad = 0, unshared = 0;
+  };
+  MemoryUse memory_use(const std::vector<int64_t>& input_shape);
+
+  struct Shape;  // one input shape's primitives and memories (onednn_plan.cpp)
+
+ private:
+  Shape& plan_for(const std::vector<int64_t>& input_shape);
+  std::unique_ptr<Shape> build_plan(const std::vector<int64_t>& input_shape, ActivationLayout layout) const;
+
+  InferenceGraph graph_;
+  torch::ScalarType dtype_;
+  ActivationLayout layout_;
+  std::map<std::vector<int64_t>, std::unique_ptr<Shape>> plans_;
+  std::mutex mutex_;  // one forward at a time: a plan's buffers are shared by its calls
+};
+
+}  // namespace convnets

@@ -1,0 +1,146 @@
+// The oneDNN plan's own mechanics on small models with randomised BatchNorm statistics (no fixtures: the
+// calibrated comparison of every architecture is in tests/infer/onnx_export_test.cpp): each activation
+// layout gives the folded graph's float64 logits, buffers are shared, one OpenMP runtime serves LibTorch
+// and oneDNN, bad input is refused with a message.
+#include "run/onednn_plan.h"
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <fstream>
+#include <set>
+
+#include "models/inference_graph.h"
+#include "models/registry.h"
+#include "run/config.h"
+#include "run/run_device.h"
+#include "test_support.h"
+
+namespace convnets {
+namespace {
+
+// A model whose BatchNorm layers are not the identity, so that folding and bias handling show.
+ConvNetPtr randomised_model(const std::string& arch) {
+  torch::manual_seed(7);
+  ConvNetPtr model = create_model(arch);
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_buffers()) {
+    if (item.key().find("running_mean") != std::string::npos) item.value().normal_(0, 0.1);
+    if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 1.5);
+  }
+  for (auto& item : model->named_parameters())
+    if (item.value().dim() == 1 && item.key().find("bias") != std::string::npos) item.value().normal_(0, 0.1);
+  model->eval();
+  return model;
+}
+
+class OneDnnPlanLayouts : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OneDnnPlanLayouts, EveryLayoutGivesTheFoldedGraphsLogits) {
+  const std::string arch = GetParam();
+  ConvNetPtr model = randomised_model(arch);
+  // 45 px: odd maps at every stride (max pool and "same" padding at their bottom / right edges), 1x1 at the
+  // last stage of the deeper models.
+  const torch::Tensor x = torch::randn({3, 3, 45, 45}, torch::TensorOptions().dtype(torch::kFloat));
+  const InferenceGraph graph = inference_graph(*model, arch);
+  const torch::Tensor reference =
+      run_inference_graph(inference_graph(*model, arch, torch::kDouble), x.to(torch::kDouble));
+  // Derived: the ATen float32 graph's own error, 4x, or 1e-5.
+  const double bound = std::max(1e-5, 4 * testing::rel_error(run_inference_graph(graph, x), reference));
+  for (const auto layout : {ActivationLayout::kAuto, ActivationLayout::kNhwc, ActivationLayout::kBlocked8,
+                            ActivationLayout::kBlocked16}) {
+    OneDnnPlan plan(graph, torch::kFloat, layout);
+    const torch::Tensor logits = plan.forward(x);
+    EXPECT_LT(testing::rel_error(logits, reference), bound) << "layout " << static_cast<int>(layout);
+    // Batch 1 through a second plan of the same object, then the first again: no state leaks between plans.
+    EXPECT_LT(testing::rel_error(plan.forward(x.narrow(0, 1, 1)), reference.narrow(0, 1, 1)), bound);
+    EXPECT_TRUE(torch::equal(plan.forward(x), logits)) << "the same batch twice";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, OneDnnPlanLayouts,
+                         ::testing::Values("resnet18", "resnext50_32x4d", "efficientnet_b0",
+                                           "efficientnet_v2_b0"));
+
+// Activations share buffers by liveness (and residual adds and gates run in place): ResNet-50's 70-odd
+// values fit in a few buffers.
+TEST(OneDnnPlan, SharesBuffersBetweenValues) {
+  ConvNetPtr model = randomised_model("resnet50");
+  OneDnnPlan plan(inference_graph(*model, "resnet50"));
+  const auto use = plan.memory_use({2, 3, 64, 64});
+  EXPECT_GT(use.unshared, 0);
+  EXPECT_LT(use.buffers, use.unshared / 5) << use.buffers << " of " << use.unshared << " bytes";
+}
+
+// One OpenMP runtime in the process (oneDNN's wheel and LibTorch's share libgomp.so.1), so the thread count
+// LibTorch is given governs oneDNN too.
+TEST(OneDnnPlan, OneOpenMpRuntimeForBothLibraries) {
+  ConvNetPtr model = randomised_model("resnet18");
+  OneDnnPlan plan(inference_graph(*model, "resnet18"));
+  plan.forward(torch::randn({1, 3, 32, 32}));
+  std::ifstream maps("/proc/self/maps");
+  std::set<std::string> gomp, dnnl;
+  for (std::string line; std::getline(maps, line);) {
+    const auto slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    if (path.find("libgomp") != std::string::npos) gomp.insert(path);
+    if (path.find("libdnnl") != std::string::npos) dnnl.insert(path);
+  }
+  EXPECT_EQ(gomp.size(), 1u) << "OpenMP runtimes loaded: " << gomp.size();
+  EXPECT_EQ(dnnl.size(), 1u) << "our oneDNN is loaded";
+  using GetInt = int (*)();
+  const auto omp_max_threads = reinterpret_cast<GetInt>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  ASSERT_NE(omp_max_threads, nullptr);
+  // --cpu_threads (setup_device) sets the pool both libraries run on.
+  const int before = torch::get_num_threads();
+  PrecisionConfig precision;
+  precision.device = DeviceKind::kCpu;
+  precision.cpu_threads = 3;
+  setup_device(precision, 0);
+  EXPECT_EQ(torch::get_num_threads(), 3);
+  EXPECT_EQ(omp_max_threads(), 3);
+  precision.cpu_threads = 1;
+  setup_device(precision, 0);
+  EXPECT_EQ(omp_max_threads(), 1);
+  torch::set_num_threads(before);
+}
+
+TEST(OneDnnPlan, RefusesWhatItCannotRun) {
+  ConvNetPtr model = randomised_model("resnet18");
+  OneDnnPlan plan(inference_graph(*model, "resnet18"));
+  try {
+    plan.forward(torch::randn({1, 4, 32, 32}));
+    FAIL() << "a 4-channel input was run";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("4 channels, the model takes 3"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(plan.forward(torch::randn({3, 32, 32})), std::invalid_argument);
+  if (!onednn_plan_bf16_supported()) {
+    try {
+      OneDnnPlan bf16(inference_graph(*model, "resnet18"), torch::kBFloat16);
+      FAIL() << "bfloat16 accepted without native support";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("no native bfloat16"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// bfloat16 where the CPU has it: within bfloat16's error of the float32 plan, same top-1 on most of a batch.
+TEST(OneDnnPlan, Bfloat16WhereNative) {
+  if (!onednn_plan_bf16_supported())
+    GTEST_SKIP() << "no native bfloat16 on this CPU (" << onednn_cpu_isa() << ")";
+  ConvNetPtr model = randomised_model("resnet18");
+  const InferenceGraph graph = inference_graph(*model, "resnet18");
+  const torch::Tensor x = torch::randn({4, 3, 64, 64});
+  OneDnnPlan f32(graph), bf16(graph, torch::kBFloat16);
+  const torch::Tensor reference = f32.forward(x);
+  // bfloat16 keeps 8 bits: a relative rounding of 2^-9 per value, through ~20 layers in sequence.
+  EXPECT_LT(testing::rel_error(bf16.forward(x), reference), 20 * std::pow(2.0, -9));
+  EXPECT_EQ(bf16.forward(x).scalar_type(), torch::kFloat);
+}
+
+}  // namespace
+}  // namespace convnets
