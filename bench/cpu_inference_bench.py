@@ -11,8 +11,10 @@ Prints a Markdown table (images/s, median of the repetitions) and the ratios to 
 OpenVINO, and to PyTorch eager. OpenVINO is skipped when it is not installed (scripts/setup.sh --test installs it).
 """
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,6 +45,7 @@ parser.add_argument("--plan-layouts", default="",
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
 work = tempfile.mkdtemp(prefix="cpu_bench_")
+atexit.register(shutil.rmtree, work, ignore_errors=True)  # weights and exports: up to a GB per run
 bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
