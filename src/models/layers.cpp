@@ -36,15 +36,18 @@ torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t kernel, int64_t str
       torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(pad).groups(groups).bias(bias));
 }
 
-torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride) {
+std::pair<int64_t, int64_t> same_padding(int64_t in, int64_t kernel, int64_t stride) {
   // TensorFlow: out = ceil(in / stride); total = max((out - 1) * stride + kernel - in, 0), the odd one after.
-  auto total = [&](int64_t in) {
-    const int64_t out = (in + stride - 1) / stride;
-    return std::max<int64_t>((out - 1) * stride + kernel - in, 0);
-  };
-  const int64_t ph = total(x.size(2)), pw = total(x.size(3));
-  if (ph == 0 && pw == 0) return x;
-  return torch::constant_pad_nd(x, {pw / 2, pw - pw / 2, ph / 2, ph - ph / 2});
+  const int64_t out = (in + stride - 1) / stride;
+  const int64_t total = std::max<int64_t>((out - 1) * stride + kernel - in, 0);
+  return {total / 2, total - total / 2};
+}
+
+torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride) {
+  const auto [top, bottom] = same_padding(x.size(2), kernel, stride);
+  const auto [left, right] = same_padding(x.size(3), kernel, stride);
+  if (top + bottom == 0 && left + right == 0) return x;
+  return torch::constant_pad_nd(x, {left, right, top, bottom});
 }
 
 torch::Tensor activate_(torch::Tensor x, Activation act) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace convnets {
@@ -60,6 +61,8 @@ torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t kernel, int64_t str
                             bool bias = false, Padding padding = Padding::kSymmetric);
 // TensorFlow's "same" padding of `x` for a kernel and stride (nothing to add at stride 1, odd kernels).
 torch::Tensor pad_same(const torch::Tensor& x, int64_t kernel, int64_t stride);
+// TensorFlow's "same" padding of one spatial dimension of size `in`: {before, after} (the odd one after).
+std::pair<int64_t, int64_t> same_padding(int64_t in, int64_t kernel, int64_t stride);
 
 enum class Activation { kNone, kReLU, kSiLU, kSigmoid };
 

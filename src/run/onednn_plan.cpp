@@ -72,13 +72,6 @@ const char* kind_name(InferenceOpKind kind) {
   return "?";
 }
 
-// TensorFlow's "same" padding of one spatial dimension (models/layers.h pad_same): before, after.
-std::pair<int64_t, int64_t> same_padding(int64_t in, int64_t kernel, int64_t stride) {
-  const int64_t out = (in + stride - 1) / stride;
-  const int64_t total = std::max<int64_t>((out - 1) * stride + kernel - in, 0);
-  return {total / 2, total - total / 2};
-}
-
 }  // namespace
 
 bool onednn_plan_bf16_supported() {
@@ -129,7 +122,7 @@ struct OneDnnPlan::Shape {
   memory logits;
   int64_t batch = 0, num_classes = 0;
   MemoryUse use;
-  const char* layout = "";
+  dnnl::stream stream{cpu_engine()};
 };
 
 namespace {
@@ -140,9 +133,8 @@ void bind_weights(OneDnnPlan::Shape::Step& step, OneDnnPlan::Shape& p, const mem
                   const memory::desc& packed, const InferenceOp& op, const memory::desc& bias) {
   const dnnl::engine& engine = cpu_engine();
   memory from(user, engine, op.weight.data_ptr()), to(packed, engine);
-  dnnl::stream stream(engine);
-  dnnl::reorder(from, to).execute(stream, from, to);
-  stream.wait();
+  dnnl::reorder(from, to).execute(p.stream, from, to);
+  p.stream.wait();
   p.keep_alive.push_back(op.bias);
   step.args[DNNL_ARG_WEIGHTS] = to;
   step.args[DNNL_ARG_BIAS] = memory(bias, engine, op.bias.data_ptr());
@@ -169,11 +161,6 @@ OneDnnPlan::OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype, Act
 
 OneDnnPlan::~OneDnnPlan() = default;
 
-const char* OneDnnPlan::layout_name(const std::vector<int64_t>& input_shape) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return plan_for(input_shape).layout;
-}
-
 OneDnnPlan::Shape& OneDnnPlan::plan_for(const std::vector<int64_t>& input_shape) {
   auto it = plans_.find(input_shape);
   if (it != plans_.end()) return *it->second;
@@ -188,7 +175,6 @@ std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int6
   const DataType dt = dtype_ == torch::kBFloat16 ? DataType::bf16 : DataType::f32;
   const Tag tag = activation_tag(layout);
   auto plan = std::make_unique<Shape>();
-  plan->layout = tag == Tag::nChw16c ? "nChw16c" : tag == Tag::nChw8c ? "nChw8c" : "nhwc";
   Shape& p = *plan;
   const size_t num_values = static_cast<size_t>(graph_.num_values);
   p.value_desc.resize(num_values);
@@ -424,10 +410,9 @@ torch::Tensor OneDnnPlan::forward(const torch::Tensor& x) {
   torch::Tensor logits = torch::empty({p.batch, p.num_classes}, torch::kFloat);
   p.input_user.set_data_handle(input.data_ptr());
   p.logits.set_data_handle(logits.data_ptr());
-  dnnl::stream stream(cpu_engine());
-  p.input_reorder.execute(stream, p.input_user, p.input);
-  for (auto& step : p.steps) step.primitive.execute(stream, step.args);
-  stream.wait();
+  p.input_reorder.execute(p.stream, p.input_user, p.input);
+  for (auto& step : p.steps) step.primitive.execute(p.stream, step.args);
+  p.stream.wait();
   p.input_user.set_data_handle(nullptr);
   p.logits.set_data_handle(nullptr);
   return logits;

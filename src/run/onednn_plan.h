@@ -40,8 +40,6 @@ class OneDnnPlan {
   // input shape builds its plan (primitives, reordered weights, buffers); later calls only execute.
   torch::Tensor forward(const torch::Tensor& x);
   torch::ScalarType dtype() const { return dtype_; }
-  // "nChw16c", "nChw8c" or "nhwc": the activation layout the plan for `input_shape` runs in.
-  const char* layout_name(const std::vector<int64_t>& input_shape);
   // One line per primitive of the plan for `input_shape` (built if needed): the op, oneDNN's implementation
   // name ("brg:avx512_core", "jit:avx2", "ref:any", ...) and the memory formats.
   std::vector<std::string> describe(const std::vector<int64_t>& input_shape);
