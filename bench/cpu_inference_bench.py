@@ -40,6 +40,8 @@ parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds pe
 parser.add_argument("--threads", type=int, default=os.cpu_count())
 parser.add_argument("--no-compile", action="store_true")
 parser.add_argument("--json")
+parser.add_argument("--autotune", action="store_true",
+                    help="also time the oneDNN plan with --cpu_autotune (each convolution's fastest implementation)")
 parser.add_argument("--plan-layouts", default="",
                     help="also time the oneDNN plan in these activation layouts (nhwc,nchw8c,nchw16c)")
 args = parser.parse_args()
@@ -69,7 +71,7 @@ def timed(fn, batch, seconds, key=None):
     return n * batch / (time.perf_counter() - start)
 
 
-def convnets_runner(arch, weights, batch, size, form, amp, kernels="plan", layout="auto", key=None):
+def convnets_runner(arch, weights, batch, size, form, amp, kernels="plan", layout="auto", key=None, extra=()):
     def run():
         model_dir = tempfile.mkdtemp(dir=work)
         iters = max(5, int(args.seconds * 40 / batch)) if arch.startswith("efficientnet") else max(3, int(args.seconds * 12 / batch))
@@ -79,6 +81,7 @@ def convnets_runner(arch, weights, batch, size, form, amp, kernels="plan", layou
                "--cpu_activation_layout", layout]
         if amp:
             cmd.append("--amp")
+        cmd += list(extra)
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         subprocess.run(cmd, check=True, capture_output=True, env=env)
         rows = [json.loads(l[5:]) for l in open(os.path.join(model_dir, "log.json")) if l.startswith("DLLL ")]
@@ -137,6 +140,10 @@ def main():
                                                   key=lat("convnets_fused")),
                 "convnets_eager": convnets_runner(arch, weights, batch, size, False, False),
             }
+            if args.autotune:
+                contenders["convnets_autotuned"] = convnets_runner(arch, weights, batch, size, True, False,
+                                                                   key=lat("convnets_autotuned"),
+                                                                   extra=["--cpu_autotune"])
             for layout in filter(None, args.plan_layouts.split(",")):
                 contenders["convnets_plan_" + layout] = convnets_runner(arch, weights, batch, size, True, False,
                                                                         "plan", layout)
@@ -185,18 +192,21 @@ def main():
           f"openvino {openvino.__version__ if openvino else 'not installed'}, "
           f"bf16 {'native' if bf16 else 'not native (skipped)'}\n")
     print("| model, batch | " + " | ".join(names) +
-          " | convnets / ONNX Runtime (best export) | convnets / OpenVINO | convnets / PyTorch eager |")
-    print("|---" * (len(names) + 4) + "|")
+          " | convnets / ONNX Runtime (best export) | convnets / OpenVINO | convnets / PyTorch eager |" +
+          (" autotuned / faster of ORT, OpenVINO |" if args.autotune else ""))
+    print("|---" * (len(names) + 4 + args.autotune) + "|")
     for key, r in results.items():
         best_ort = max(r.get("ort_convnets", 0), r.get("ort_torchvision", 0))
         ours = r["convnets_inference_form"]
         ov = f"{ours / r['openvino_convnets']:.2f}x" if "openvino_convnets" in r else "–"
         print(f"| {key.replace('/', ', ')} | " + " | ".join(f"{r[n]:.1f}" if n in r else "–" for n in names) +
-              f" | {ours / best_ort:.2f}x | {ov} | {ours / r['pytorch_eager']:.2f}x |")
+              f" | {ours / best_ort:.2f}x | {ov} | {ours / r['pytorch_eager']:.2f}x |" +
+              (f" {r['convnets_autotuned'] / max(best_ort, r.get('openvino_convnets', 0)):.2f}x |"
+               if args.autotune else ""))
     if latencies:
         print("\nbatch-1 latency, ms, p50 / p90 / p99 (convnets: the median of its runs' own percentiles)\n")
-        lat_names = [n for n in ("convnets_inference_form", "convnets_fused", "ort_convnets", "ort_torchvision",
-                                 "openvino_convnets") if any(k[1] == n for k in latencies)]
+        lat_names = [n for n in ("convnets_inference_form", "convnets_autotuned", "convnets_fused", "ort_convnets",
+                                 "ort_torchvision", "openvino_convnets") if any(k[1] == n for k in latencies)]
         print("| model | " + " | ".join(lat_names) + " |")
         print("|---" * (len(lat_names) + 1) + "|")
         for arch in args.models.split(","):

@@ -43,7 +43,7 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
     std::vector<double> ms;
     for (int64_t i = 0; i < it.warmup_steps + steps; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
-      torch::Tensor logits = form.forward(normalize_images(u8, data.mean, data.std));
+      torch::Tensor logits = form.forward_images(u8, data.mean, data.std);
       device.synchronize();
       const double t =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -115,8 +115,8 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
   const ResolvedData data = resolve_data(w.config);
   // The average, when there is one; in its inference form unless asked otherwise.
-  InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device,
-                      config.precision, &console);
+  InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device, config.precision,
+                      &console);
   result.class_names = load_class_names(config);
   if (result.class_names.empty() && config.model.num_classes == 1000)
     result.class_names = imagenet_class_names();
@@ -154,7 +154,7 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
     u8 = u8.narrow(0, 0, static_cast<int64_t>(readable.size()));
     const auto t1 = std::chrono::steady_clock::now();
     const torch::Tensor probs =
-        torch::softmax(form.forward(normalize_images(u8.to(device.device), data.mean, data.std)), 1);
+        torch::softmax(form.forward_images(u8.to(device.device), data.mean, data.std), 1);
     auto [values, indices] = probs.topk(k, 1);
     values = values.cpu();
     indices = indices.cpu();

@@ -633,6 +633,9 @@ std::vector<Key> build_keys() {
              "the oneDNN plan's activation layout; auto: nhwc (the fastest measured, and every op has an "
              "optimised kernel "
              "in it)"),
+      boolean("cpu_autotune", Field<Pr, bool>{&C::precision, &Pr::cpu_autotune},
+              "the oneDNN plan times each convolution's implementations when it is built and keeps the "
+              "fastest (like cudnn_benchmark; logits may then differ between runs in their last bits)"),
       // Data parallel.
       choice("dist_backend", Field<Pa, DistBackend>{&C::parallel, &Pa::dist_backend},
              Names<DistBackend>{

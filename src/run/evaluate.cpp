@@ -52,10 +52,9 @@ EvalResult evaluate(InferenceModel& model, Loader& loader, const RunDevice& devi
     std::optional<Batch> batch = loader.next();
     if (!batch) break;
     const bool async = device.device.is_cuda() && batch->images.is_pinned();
-    const torch::Tensor images =
-        normalize_images(batch->images.to(device.device, /*non_blocking=*/async), data.mean, data.std);
+    const torch::Tensor images = batch->images.to(device.device, /*non_blocking=*/async);
     const torch::Tensor labels = batch->labels.to(device.device, /*non_blocking=*/async);
-    const torch::Tensor logits = model.forward(images);
+    const torch::Tensor logits = model.forward_images(images, data.mean, data.std);
     const TopkHits hits = count_topk_hits(logits, labels);
     correct1 += hits.top1;
     correct5 += hits.top5;

@@ -3,6 +3,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "data/loader.h"
 #include "run/autocast.h"
 #include "run/fast_inference.h"
 #include "run/onednn_plan.h"
@@ -41,7 +42,7 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
     }
     plan_ =
         std::make_unique<OneDnnPlan>(inference_graph(*model_, arch), bf16 ? torch::kBFloat16 : torch::kFloat,
-                                     precision.cpu_activation_layout);
+                                     precision.cpu_activation_layout, precision.cpu_autotune);
     description_ = std::string("inference form (BatchNorm folded, oneDNN plan, ") +
                    (bf16 ? "bfloat16" : "float32") + ")";
     return;
@@ -63,6 +64,12 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
 }
 
 InferenceModel::~InferenceModel() = default;
+
+torch::Tensor InferenceModel::forward_images(const torch::Tensor& images, const std::array<double, 3>& mean,
+                                             const std::array<double, 3>& std) {
+  if (plan_) return plan_->forward_images(images, mean, std);
+  return forward(normalize_images(images, mean, std));
+}
 
 torch::Tensor InferenceModel::forward(const torch::Tensor& x) {
   if (plan_) return plan_->forward(x);

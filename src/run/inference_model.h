@@ -5,6 +5,7 @@
 // or with --inference_form=false the eager training-form model in eval mode. Built from the model's
 // current weights: build it again after the weights change (train_and_eval does, at every evaluation).
 #pragma once
+#include <array>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,10 @@ class InferenceModel {
 
   // `x`: normalised float NCHW on the device; float32 logits. No autograd.
   torch::Tensor forward(const torch::Tensor& x);
+  // The same from a loader's uint8 [N, H, W, 3] batch on the device, normalised with `mean` / `std` as
+  // data/loader.h's normalize_images does: inside the oneDNN plan (one pass) or by normalize_images.
+  torch::Tensor forward_images(const torch::Tensor& images, const std::array<double, 3>& mean,
+                               const std::array<double, 3>& std);
   // "eager", "inference form (oneDNN fused, float32)", ...: printed by the modes and logged.
   const std::string& describe() const { return description_; }
 

@@ -4,9 +4,13 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <chrono>
+#include <limits>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
 #include <unordered_map>
+
+#include "data/loader.h"
 
 namespace convnets {
 
@@ -72,6 +76,65 @@ const char* kind_name(InferenceOpKind kind) {
   return "?";
 }
 
+// --cpu_autotune: the implementations oneDNN offers for one primitive on the CPU's own instruction set (its
+// first choice, and the others it would take next: "brgconv_1x1", "jit_1x1", "jit" ... of one ISA; no
+// reference or lesser-ISA kernels), each timed on zero-filled memories of the plan's shapes; the fastest is
+// kept. Timings on a shared machine are noisy: each candidate runs kRounds times, round robin, and its best
+// time counts. Off by default: candidates may sum in different orders, and which one wins can change
+// between runs, so the logits could change in their last bits from run to run.
+template <typename MakeDesc>
+auto fastest_implementation(const MakeDesc& make, dnnl::stream& stream) -> decltype(make()) {
+  constexpr int kRounds = 3, kMaxCandidates = 8;
+  auto first = make();
+  const std::string first_impl = first.impl_info_str();
+  const auto colon = first_impl.rfind(':');
+  if (colon == std::string::npos) return first;
+  const std::string isa = first_impl.substr(colon);  // ":avx512_core"
+  struct Candidate {
+    decltype(make()) desc;
+    dnnl::primitive primitive;
+    std::unordered_map<int, memory> args;
+    std::vector<torch::Tensor> storage;
+    double best = std::numeric_limits<double>::infinity();
+  };
+  std::vector<Candidate> candidates;
+  // One descriptor walked through its implementations (a descriptor made afresh can come from oneDNN's
+  // cache and then no longer moves on), each candidate kept as a clone.
+  auto walk = make();
+  for (int n = 0; n < kMaxCandidates; ++n) {
+    const std::string impl = walk.impl_info_str();
+    if (impl.size() > isa.size() && impl.compare(impl.size() - isa.size(), isa.size(), isa) == 0) {
+      dnnl_primitive_desc_t clone = nullptr;
+      dnnl::error::wrap_c_api(dnnl_primitive_desc_clone(&clone, walk.get()),
+                              "cloning a primitive descriptor");
+      const decltype(make()) desc(clone);
+      Candidate c{desc, dnnl::primitive(desc), {}, {}};
+      for (const int arg : {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD,
+                            DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1}) {
+        const memory::desc md = desc.query_md(dnnl::query::exec_arg_md, arg);
+        if (md.get_size() == 0) continue;
+        c.storage.push_back(torch::zeros({static_cast<int64_t>(md.get_size())}, torch::kUInt8));
+        c.args[arg] = memory(md, cpu_engine(), c.storage.back().data_ptr());
+      }
+      candidates.push_back(std::move(c));
+    }
+    if (!walk.next_impl()) break;
+  }
+  if (candidates.size() < 2) return first;
+  for (int round = 0; round <= kRounds; ++round) {
+    for (auto& c : candidates) {
+      const auto t0 = std::chrono::steady_clock::now();
+      c.primitive.execute(stream, c.args);
+      stream.wait();
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (round > 0) c.best = std::min(c.best, t);  // round 0 warms caches and pages up
+    }
+  }
+  return std::min_element(candidates.begin(), candidates.end(),
+                          [](const Candidate& a, const Candidate& b) { return a.best < b.best; })
+      ->desc;
+}
+
 }  // namespace
 
 bool onednn_plan_bf16_supported() {
@@ -119,6 +182,18 @@ struct OneDnnPlan::Shape {
   torch::Tensor scratchpad;
   memory input_user, input;  // the caller's float NCHW batch, and value 0 in the stem's layout
   dnnl::reorder input_reorder;
+  memory input_user_nhwc;  // the same batch given channels_last (normalize_images' output)
+  dnnl::reorder input_reorder_nhwc;
+  // forward_images: uint8 NHWC pixels -> value 0 as x * scale + shift per channel (built on first use, and
+  // again if the caller's mean / std change).
+  struct ImageInput {
+    std::array<float, 3> scale{}, shift{};
+    std::vector<float> scale_row, shift_row;  // per channel, repeated along an image row
+    memory pixels, scale_memory, shift_memory, normalized;
+    dnnl::reorder convert;   // uint8 -> float32 (oneDNN's binary kernels take no uint8 input)
+    dnnl::binary normalize;  // in place
+  };
+  std::unique_ptr<ImageInput> image_input;
   memory logits;
   int64_t batch = 0, num_classes = 0;
   MemoryUse use;
@@ -143,8 +218,9 @@ void bind_weights(OneDnnPlan::Shape::Step& step, OneDnnPlan::Shape& p, const mem
 
 }  // namespace
 
-OneDnnPlan::OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype, ActivationLayout layout)
-    : graph_(graph), dtype_(dtype), layout_(layout) {
+OneDnnPlan::OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype, ActivationLayout layout,
+                       bool autotune)
+    : graph_(graph), dtype_(dtype), layout_(layout), autotune_(autotune) {
   if (dtype != torch::kFloat && dtype != torch::kBFloat16)
     throw std::invalid_argument("the oneDNN plan runs float32 or bfloat16");
   if (dtype == torch::kBFloat16 && !onednn_plan_bf16_supported())
@@ -285,9 +361,13 @@ std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int6
           append_activation(post, op.activation);
           dnnl::primitive_attr attr = user_scratchpad();
           attr.set_post_ops(post);
-          const dnnl::convolution_forward::primitive_desc pd(
-              engine, dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_desc,
-              weight_any, bias_desc, dst_desc, {s, s}, {pt, pl}, {pb, pr}, attr);
+          auto make = [&] {
+            return dnnl::convolution_forward::primitive_desc(
+                engine, dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_desc,
+                weight_any, bias_desc, dst_desc, Dims{s, s}, Dims{pt, pl}, Dims{pb, pr}, attr);
+          };
+          const dnnl::convolution_forward::primitive_desc pd =
+              autotune_ ? fastest_implementation(make, p.stream) : make();
           if (from_input) p.value_desc[0] = pd.src_desc();
           // The weights, reordered once into the layout the primitive picked.
           const memory::desc weight_user(weight_dims, DataType::f32, op.groups == 1 ? Tag::oihw : Tag::goihw);
@@ -399,23 +479,98 @@ std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int6
   p.input_user = memory(input_user_desc, engine, nullptr);
   p.input = value_memory[0];
   p.input_reorder = dnnl::reorder(p.input_user, p.input);
+  p.input_user_nhwc =
+      memory(memory::desc(input_user_desc.get_dims(), DataType::f32, Tag::nhwc), engine, nullptr);
+  p.input_reorder_nhwc = dnnl::reorder(p.input_user_nhwc, p.input);
   return plan;
 }
 
+torch::Tensor OneDnnPlan::run(Shape& p) {
+  torch::Tensor logits = torch::empty({p.batch, p.num_classes}, torch::kFloat);
+  p.logits.set_data_handle(logits.data_ptr());
+  for (auto& step : p.steps) step.primitive.execute(p.stream, step.args);
+  p.stream.wait();
+  p.logits.set_data_handle(nullptr);
+  return logits;
+}
+
 torch::Tensor OneDnnPlan::forward(const torch::Tensor& x) {
-  const torch::Tensor input = x.to(torch::kCPU, torch::kFloat).contiguous();
+  torch::Tensor input = x.to(torch::kCPU, torch::kFloat);
+  // normalize_images' output is channels_last: read it as it is (no NCHW copy to undo in the reorder).
+  const bool nhwc =
+      input.dim() == 4 && !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  if (!nhwc) input = input.contiguous();
   const std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
   std::lock_guard<std::mutex> lock(mutex_);
   Shape& p = plan_for(shape);
-  torch::Tensor logits = torch::empty({p.batch, p.num_classes}, torch::kFloat);
-  p.input_user.set_data_handle(input.data_ptr());
-  p.logits.set_data_handle(logits.data_ptr());
-  p.input_reorder.execute(p.stream, p.input_user, p.input);
-  for (auto& step : p.steps) step.primitive.execute(p.stream, step.args);
-  p.stream.wait();
-  p.input_user.set_data_handle(nullptr);
-  p.logits.set_data_handle(nullptr);
-  return logits;
+  memory& user = nhwc ? p.input_user_nhwc : p.input_user;
+  user.set_data_handle(input.data_ptr());
+  (nhwc ? p.input_reorder_nhwc : p.input_reorder).execute(p.stream, user, p.input);
+  user.set_data_handle(nullptr);
+  return run(p);
+}
+
+torch::Tensor OneDnnPlan::forward_images(const torch::Tensor& images, const std::array<double, 3>& mean,
+                                         const std::array<double, 3>& std) {
+  if (images.dim() != 4 || images.size(3) != 3 || images.scalar_type() != torch::kUInt8)
+    throw std::invalid_argument("the oneDNN plan's image input is uint8 [N, H, W, 3], got " +
+                                std::string(c10::toString(images.scalar_type())) + " " +
+                                c10::str(images.sizes()));
+  const torch::Tensor pixels = images.to(torch::kCPU).contiguous();
+  // normalize_images' float32 constants: x * (1 / (255 std)) + (-mean / std).
+  Shape::ImageInput wanted;
+  for (size_t c = 0; c < 3; ++c) {
+    wanted.scale[c] = static_cast<float>(1.0 / (255 * std[c]));
+    wanted.shift[c] = static_cast<float>(-mean[c] / std[c]);
+  }
+  const std::vector<int64_t> shape{pixels.size(0), 3, pixels.size(1), pixels.size(2)};
+  std::lock_guard<std::mutex> lock(mutex_);
+  Shape& p = plan_for(shape);
+  // Pixels and value 0 seen as rows of W * 3 values (nhwc): the per-channel constants become one row
+  // broadcast down the batch's rows, a case oneDNN's jit binary kernel covers. Other layouts of value 0 (the
+  // blocked ones, for measurement) and bfloat16 (rounded once, after the shift) take normalize_images.
+  const int64_t rows = shape[0] * shape[2], row = shape[3] * 3;
+  const memory::desc nhwc(Dims(shape.begin(), shape.end()), DataType::f32, Tag::nhwc);
+  if (p.input.get_desc() != nhwc) {
+    const torch::Tensor x = normalize_images(pixels, mean, std);  // channels_last: NHWC in memory
+    p.input_user_nhwc.set_data_handle(x.data_ptr());
+    p.input_reorder_nhwc.execute(p.stream, p.input_user_nhwc, p.input);
+    p.input_user_nhwc.set_data_handle(nullptr);
+    return run(p);
+  }
+  if (!p.image_input || p.image_input->scale != wanted.scale || p.image_input->shift != wanted.shift) {
+    const dnnl::engine& engine = cpu_engine();
+    auto in = std::make_unique<Shape::ImageInput>(wanted);
+    for (int64_t i = 0; i < row; ++i) {
+      in->scale_row.push_back(in->scale[static_cast<size_t>(i % 3)]);
+      in->shift_row.push_back(in->shift[static_cast<size_t>(i % 3)]);
+    }
+    const memory::desc row_desc({1, row}, DataType::f32, Tag::ab);
+    in->pixels = memory(memory::desc({rows, row}, DataType::u8, Tag::ab), engine, nullptr);
+    in->normalized =
+        memory(memory::desc({rows, row}, DataType::f32, Tag::ab), engine, p.input.get_data_handle());
+    in->scale_memory = memory(row_desc, engine, in->scale_row.data());
+    in->shift_memory = memory(row_desc, engine, in->shift_row.data());
+    in->convert = dnnl::reorder(in->pixels, in->normalized);
+    // (x * scale) then + shift, each rounded to float32: the operations of normalize_images' addcmul.
+    dnnl::post_ops post;
+    post.append_binary(dnnl::algorithm::binary_add, row_desc);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(post);
+    in->normalize = dnnl::binary(dnnl::binary::primitive_desc(engine, dnnl::algorithm::binary_mul,
+                                                              in->normalized.get_desc(), row_desc,
+                                                              in->normalized.get_desc(), attr));
+    p.image_input = std::move(in);
+  }
+  Shape::ImageInput& in = *p.image_input;
+  in.pixels.set_data_handle(pixels.data_ptr());
+  in.convert.execute(p.stream, in.pixels, in.normalized);
+  in.normalize.execute(p.stream, {{DNNL_ARG_SRC_0, in.normalized},
+                                  {DNNL_ARG_SRC_1, in.scale_memory},
+                                  {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, in.shift_memory},
+                                  {DNNL_ARG_DST, in.normalized}});
+  in.pixels.set_data_handle(nullptr);
+  return run(p);
 }
 
 std::vector<std::string> OneDnnPlan::describe(const std::vector<int64_t>& input_shape) {

@@ -8,6 +8,7 @@
 #pragma once
 #include <torch/types.h>
 
+#include <array>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,9 +30,11 @@ enum class ActivationLayout { kAuto, kNhwc, kBlocked8, kBlocked16 };
 
 class OneDnnPlan {
  public:
-  // `dtype`: kFloat, or kBFloat16 (weights and activations; biases and logits float32).
+  // `dtype`: kFloat, or kBFloat16 (weights and activations; biases and logits float32). `autotune`: each
+  // convolution takes the fastest of oneDNN's implementations for it, timed when its plan is built (slower
+  // to build; the logits may differ between runs in their last bits); false: oneDNN's own first choice.
   explicit OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype = torch::kFloat,
-                      ActivationLayout layout = ActivationLayout::kAuto);
+                      ActivationLayout layout = ActivationLayout::kAuto, bool autotune = false);
   ~OneDnnPlan();
   OneDnnPlan(const OneDnnPlan&) = delete;
   OneDnnPlan& operator=(const OneDnnPlan&) = delete;
@@ -39,6 +42,11 @@ class OneDnnPlan {
   // `x`: normalised float NCHW (any strides); returns float32 logits [N, classes]. The first call for a new
   // input shape builds its plan (primitives, reordered weights, buffers); later calls only execute.
   torch::Tensor forward(const torch::Tensor& x);
+  // The same from decoded pixels: `images` uint8 [N, H, W, 3] (the loaders' batches), normalised per channel
+  // as data/loader.h's normalize_images does ((x / 255 - mean) / std, the same float32 operations) by the
+  // plan's first primitive, which also lays them out for the stem: one pass over the batch instead of three.
+  torch::Tensor forward_images(const torch::Tensor& images, const std::array<double, 3>& mean,
+                               const std::array<double, 3>& std);
   torch::ScalarType dtype() const { return dtype_; }
   // One line per primitive of the plan for `input_shape` (built if needed): the op, oneDNN's implementation
   // name ("brg:avx512_core", "jit:avx2", "ref:any", ...) and the memory formats.
@@ -54,11 +62,13 @@ class OneDnnPlan {
 
  private:
   Shape& plan_for(const std::vector<int64_t>& input_shape);
+  torch::Tensor run(Shape& p);  // the steps from value 0 (already written) to the logits
   std::unique_ptr<Shape> build_plan(const std::vector<int64_t>& input_shape, ActivationLayout layout) const;
 
   InferenceGraph graph_;
   torch::ScalarType dtype_;
   ActivationLayout layout_;
+  bool autotune_;
   std::map<std::vector<int64_t>, std::unique_ptr<Shape>> plans_;
   std::mutex mutex_;  // one forward at a time: a plan's buffers are shared by its calls
 };

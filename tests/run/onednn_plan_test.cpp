@@ -9,9 +9,11 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include <array>
 #include <fstream>
 #include <set>
 
+#include "data/loader.h"
 #include "models/inference_graph.h"
 #include "models/registry.h"
 #include "run/config.h"
@@ -65,6 +67,17 @@ TEST_P(OneDnnPlanLayouts, EveryLayoutGivesTheFoldedGraphsLogits) {
     EXPECT_LT(testing::rel_error(plan.forward(x.narrow(0, 1, 1)), reference.narrow(0, 1, 1)), bound);
     EXPECT_TRUE(torch::equal(plan.forward(x), logits)) << "the same batch twice";
   }
+  // --cpu_autotune: each convolution timed through oneDNN's implementations for this CPU's instruction set;
+  // whichever wins, the logits are within the same bound and every step runs a kernel of that ISA.
+  OneDnnPlan tuned(graph, torch::kFloat, ActivationLayout::kAuto, /*autotune=*/true);
+  EXPECT_LT(testing::rel_error(tuned.forward(x), reference), bound) << "autotuned";
+  const auto chosen = tuned.describe({3, 3, 45, 45});
+  const auto first_choice = OneDnnPlan(graph).describe({3, 3, 45, 45});
+  ASSERT_EQ(chosen.size(), first_choice.size());
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    const std::string isa = first_choice[i].substr(first_choice[i].rfind(':'));
+    EXPECT_EQ(chosen[i].substr(chosen[i].rfind(':')), isa) << chosen[i] << " in place of " << first_choice[i];
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, OneDnnPlanLayouts,
@@ -113,6 +126,45 @@ TEST(OneDnnPlan, OneOpenMpRuntimeForBothLibraries) {
   setup_device(precision, 0);
   EXPECT_EQ(omp_max_threads(), 1);
   torch::set_num_threads(before);
+}
+
+// forward_images normalises the loaders' uint8 NHWC batches inside the plan: x * scale, rounded, + shift.
+// normalize_images' addcmul fuses the two (one rounding), so a normalised pixel may differ in its last bit
+// (2.4e-7 at most for ImageNet's constants): the logits agree within the plan's own float32 bound (derived as
+// in the layout test above). In every layout (the blocked ones take normalize_images itself), for a second
+// mean / std on the same plan, batch 1, and for a channels_last float input (bit for bit).
+TEST(OneDnnPlan, NormalisesImagesAsTheLoaderDoes) {
+  ConvNetPtr model = randomised_model("resnet18");
+  const InferenceGraph graph = inference_graph(*model, "resnet18");
+  torch::manual_seed(3);
+  // 45 px wide: a row of 135 values, not a multiple of any vector length.
+  const torch::Tensor u8 = torch::randint(0, 256, {2, 38, 45, 3}, torch::kUInt8);
+  const std::array<double, 3> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};
+  const std::array<double, 3> half{0.5, 0.5, 0.5}, swapped{0.406, 0.456, 0.485};
+  const torch::Tensor x = normalize_images(u8, mean, std).contiguous();
+  const torch::Tensor reference =
+      run_inference_graph(inference_graph(*model, "resnet18", torch::kDouble), x.to(torch::kDouble));
+  const double bound = std::max(1e-5, 4 * testing::rel_error(run_inference_graph(graph, x), reference));
+  for (const auto layout : {ActivationLayout::kAuto, ActivationLayout::kBlocked8}) {
+    OneDnnPlan plan(graph, torch::kFloat, layout);
+    const torch::Tensor expected = plan.forward(normalize_images(u8, mean, std).contiguous());
+    EXPECT_LT(testing::rel_error(plan.forward_images(u8, mean, std), expected), bound)
+        << static_cast<int>(layout);
+    EXPECT_TRUE(torch::equal(plan.forward(normalize_images(u8, mean, std)), expected)) << "channels_last";
+    // What a swapped channel order would give: far outside the bound, so the comparison can fail.
+    EXPECT_GT(testing::rel_error(plan.forward_images(u8, swapped, std), expected), 100 * bound);
+    const torch::Tensor other = plan.forward(normalize_images(u8, half, half).contiguous());
+    EXPECT_LT(testing::rel_error(plan.forward_images(u8, half, half), other), bound) << "a second mean / std";
+    const torch::Tensor one = u8.narrow(0, 1, 1);
+    EXPECT_LT(testing::rel_error(plan.forward_images(one, mean, std),
+                                 plan.forward(normalize_images(one, mean, std).contiguous())),
+              bound)
+        << "batch 1";
+  }
+  EXPECT_LT(bound, 1e-4);
+  OneDnnPlan plan(graph);
+  EXPECT_THROW(plan.forward_images(u8.to(torch::kFloat), mean, std), std::invalid_argument);
+  EXPECT_THROW(plan.forward_images(u8.narrow(3, 0, 2), mean, std), std::invalid_argument);
 }
 
 TEST(OneDnnPlan, RefusesWhatItCannotRun) {
