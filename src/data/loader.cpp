@@ -175,16 +175,24 @@ Batch SyntheticLoader::next(int64_t epoch, int64_t index) const {
   return {images_, labels_, epoch, index};
 }
 
+PixelNormalization pixel_normalization(const std::array<double, 3>& mean, const std::array<double, 3>& std) {
+  PixelNormalization n;
+  for (size_t c = 0; c < 3; ++c) {
+    n.scale[c] = static_cast<float>(1.0 / (255 * std[c]));
+    n.shift[c] = static_cast<float>(-mean[c] / std[c]);
+  }
+  return n;
+}
+
 torch::Tensor normalize_images(const torch::Tensor& images_u8, const std::array<double, 3>& mean,
                                const std::array<double, 3>& std, torch::ScalarType dtype) {
   TORCH_CHECK(images_u8.dim() == 4 && images_u8.size(3) == 3 && images_u8.scalar_type() == torch::kUInt8,
               "normalize_images expects uint8 [N, H, W, 3]");
   const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(images_u8.device());
-  // x / 255 - mean) / std = x * scale + shift, per channel; the NHWC -> NCHW permute of an NHWC buffer is
-  // already channels_last, so no copy is made for the layout.
-  const torch::Tensor scale =
-      torch::tensor({1.0 / (255 * std[0]), 1.0 / (255 * std[1]), 1.0 / (255 * std[2])}, opts);
-  const torch::Tensor shift = torch::tensor({-mean[0] / std[0], -mean[1] / std[1], -mean[2] / std[2]}, opts);
+  // The NHWC -> NCHW permute of an NHWC buffer is already channels_last, so no copy is made for the layout.
+  const PixelNormalization n = pixel_normalization(mean, std);
+  const torch::Tensor scale = torch::tensor({n.scale[0], n.scale[1], n.scale[2]}, opts);
+  const torch::Tensor shift = torch::tensor({n.shift[0], n.shift[1], n.shift[2]}, opts);
   return torch::addcmul(shift, images_u8.to(torch::kFloat), scale).to(dtype).permute({0, 3, 1, 2});
 }
 

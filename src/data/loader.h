@@ -5,6 +5,7 @@
 #pragma once
 #include <torch/types.h>
 
+#include <array>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -86,8 +87,16 @@ class SyntheticLoader {
   torch::Tensor images_, labels_;
 };
 
+// (x / 255 - mean) / std as x * scale + shift per RGB channel, in float32: the constants normalize_images
+// and the oneDNN plan's own input step (run/onednn_plan.h) both use.
+struct PixelNormalization {
+  std::array<float, 3> scale{}, shift{};
+  bool operator==(const PixelNormalization&) const = default;
+};
+PixelNormalization pixel_normalization(const std::array<double, 3>& mean, const std::array<double, 3>& std);
+
 // uint8 NHWC -> float NCHW (channels_last memory format), (x / 255 - mean) / std, on the batch's device, in
-// one pass; mean/std are per RGB channel on the 0..1 scale.
+// one pass (a fused multiply-add per value); mean/std are per RGB channel on the 0..1 scale.
 torch::Tensor normalize_images(const torch::Tensor& images_u8, const std::array<double, 3>& mean,
                                const std::array<double, 3>& std, torch::ScalarType dtype = torch::kFloat);
 

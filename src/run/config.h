@@ -182,8 +182,8 @@ struct PrecisionConfig {
   CpuInferenceKernels cpu_inference = CpuInferenceKernels::kPlan;
   int64_t cpu_threads = 0;  // LibTorch's and oneDNN's (one OpenMP pool); 0: OMP_NUM_THREADS or every core
   ActivationLayout cpu_activation_layout = ActivationLayout::kAuto;  // the plan's
-  bool cpu_autotune =
-      false;  // the plan times oneDNN's implementations of each convolution, keeps the fastest
+  // The plan times oneDNN's implementations of each convolution and keeps the fastest.
+  bool cpu_autotune = false;
 };
 
 // Data parallel (launch with torchrun / srun / mpirun; one process per GPU).

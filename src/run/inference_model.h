@@ -35,7 +35,7 @@ class InferenceModel {
   // `x`: normalised float NCHW on the device; float32 logits. No autograd.
   torch::Tensor forward(const torch::Tensor& x);
   // The same from a loader's uint8 [N, H, W, 3] batch on the device, normalised with `mean` / `std` as
-  // data/loader.h's normalize_images does: inside the oneDNN plan (one pass) or by normalize_images.
+  // data/loader.h's normalize_images does: inside the oneDNN plan, or by normalize_images.
   torch::Tensor forward_images(const torch::Tensor& images, const std::array<double, 3>& mean,
                                const std::array<double, 3>& std);
   // "eager", "inference form (oneDNN fused, float32)", ...: printed by the modes and logged.

@@ -187,7 +187,7 @@ struct OneDnnPlan::Shape {
   // forward_images: uint8 NHWC pixels -> value 0 as x * scale + shift per channel (built on first use, and
   // again if the caller's mean / std change).
   struct ImageInput {
-    std::array<float, 3> scale{}, shift{};
+    PixelNormalization constants;
     std::vector<float> scale_row, shift_row;  // per channel, repeated along an image row
     memory pixels, scale_memory, shift_memory, normalized;
     dnnl::reorder convert;   // uint8 -> float32 (oneDNN's binary kernels take no uint8 input)
@@ -517,33 +517,28 @@ torch::Tensor OneDnnPlan::forward_images(const torch::Tensor& images, const std:
                                 std::string(c10::toString(images.scalar_type())) + " " +
                                 c10::str(images.sizes()));
   const torch::Tensor pixels = images.to(torch::kCPU).contiguous();
-  // normalize_images' float32 constants: x * (1 / (255 std)) + (-mean / std).
-  Shape::ImageInput wanted;
-  for (size_t c = 0; c < 3; ++c) {
-    wanted.scale[c] = static_cast<float>(1.0 / (255 * std[c]));
-    wanted.shift[c] = static_cast<float>(-mean[c] / std[c]);
-  }
+  const PixelNormalization constants = pixel_normalization(mean, std);
   const std::vector<int64_t> shape{pixels.size(0), 3, pixels.size(1), pixels.size(2)};
   std::lock_guard<std::mutex> lock(mutex_);
   Shape& p = plan_for(shape);
   // Pixels and value 0 seen as rows of W * 3 values (nhwc): the per-channel constants become one row
   // broadcast down the batch's rows, a case oneDNN's jit binary kernel covers. Other layouts of value 0 (the
   // blocked ones, for measurement) and bfloat16 (rounded once, after the shift) take normalize_images.
-  const int64_t rows = shape[0] * shape[2], row = shape[3] * 3;
-  const memory::desc nhwc(Dims(shape.begin(), shape.end()), DataType::f32, Tag::nhwc);
-  if (p.input.get_desc() != nhwc) {
+  if (p.input.get_desc() != memory::desc(Dims(shape.begin(), shape.end()), DataType::f32, Tag::nhwc)) {
     const torch::Tensor x = normalize_images(pixels, mean, std);  // channels_last: NHWC in memory
     p.input_user_nhwc.set_data_handle(x.data_ptr());
     p.input_reorder_nhwc.execute(p.stream, p.input_user_nhwc, p.input);
     p.input_user_nhwc.set_data_handle(nullptr);
     return run(p);
   }
-  if (!p.image_input || p.image_input->scale != wanted.scale || p.image_input->shift != wanted.shift) {
+  if (!p.image_input || !(p.image_input->constants == constants)) {
     const dnnl::engine& engine = cpu_engine();
-    auto in = std::make_unique<Shape::ImageInput>(wanted);
+    const int64_t rows = shape[0] * shape[2], row = shape[3] * 3;
+    auto in = std::make_unique<Shape::ImageInput>();
+    in->constants = constants;
     for (int64_t i = 0; i < row; ++i) {
-      in->scale_row.push_back(in->scale[static_cast<size_t>(i % 3)]);
-      in->shift_row.push_back(in->shift[static_cast<size_t>(i % 3)]);
+      in->scale_row.push_back(constants.scale[static_cast<size_t>(i % 3)]);
+      in->shift_row.push_back(constants.shift[static_cast<size_t>(i % 3)]);
     }
     const memory::desc row_desc({1, row}, DataType::f32, Tag::ab);
     in->pixels = memory(memory::desc({rows, row}, DataType::u8, Tag::ab), engine, nullptr);
@@ -552,7 +547,8 @@ torch::Tensor OneDnnPlan::forward_images(const torch::Tensor& images, const std:
     in->scale_memory = memory(row_desc, engine, in->scale_row.data());
     in->shift_memory = memory(row_desc, engine, in->shift_row.data());
     in->convert = dnnl::reorder(in->pixels, in->normalized);
-    // (x * scale) then + shift, each rounded to float32: the operations of normalize_images' addcmul.
+    // x * scale, rounded, then + shift: normalize_images' addcmul rounds once (a fused multiply-add), so a
+    // value may differ from it in its last bit.
     dnnl::post_ops post;
     post.append_binary(dnnl::algorithm::binary_add, row_desc);
     dnnl::primitive_attr attr;

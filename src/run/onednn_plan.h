@@ -43,8 +43,9 @@ class OneDnnPlan {
   // input shape builds its plan (primitives, reordered weights, buffers); later calls only execute.
   torch::Tensor forward(const torch::Tensor& x);
   // The same from decoded pixels: `images` uint8 [N, H, W, 3] (the loaders' batches), normalised per channel
-  // as data/loader.h's normalize_images does ((x / 255 - mean) / std, the same float32 operations) by the
-  // plan's first primitive, which also lays them out for the stem: one pass over the batch instead of three.
+  // with normalize_images' constants ((x / 255 - mean) / std; a value may differ from it in its last bit) by
+  // the plan's first two primitives, uint8 -> float32 and x * scale + shift, written in the stem's layout:
+  // two passes over the batch instead of three.
   torch::Tensor forward_images(const torch::Tensor& images, const std::array<double, 3>& mean,
                                const std::array<double, 3>& std);
   torch::ScalarType dtype() const { return dtype_; }
