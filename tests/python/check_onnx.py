@@ -45,7 +45,13 @@ def top5_sets(logits):
 
 io = safetensors.numpy.load_file(io_path)
 x, ours, reference = io["input"], io["ours"], io["reference"]
-bound = max(1e-4, 4 * rel(io["reference_fp32"], reference))
+# Each float32 runtime is held to 8x the larger float32 error of the two we already have (PyTorch's and
+# convnets', which agree within 10-20%), or 1e-4: runtimes sum in different orders and approximate activations
+# differently (ONNX Runtime's float32 error on EfficientNet-B4 at 380 px on an AVX2 CPU measured 4.7x
+# PyTorch's, 8e-5 to 1e-4; an export error, a wrong padding or a float16 weight, is 1e-3 and more). Two
+# runtimes each within `bound` of the float64 reference are within 2 * bound of each other.
+bound = max(1e-4, 8 * max(rel(io["reference_fp32"], reference), rel(ours, reference)))
+pair_bound = 2 * bound
 
 model = onnx.load(model_path)
 onnx.checker.check_model(model, full_check=True)
@@ -66,8 +72,10 @@ options = ort.SessionOptions()
 options.intra_op_num_threads = options.inter_op_num_threads = 1
 session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
 logits, probabilities, classes = session.run(None, {"input": x})
-check(rel(logits, ours) < bound, f"ONNX Runtime vs convnets: {rel(logits, ours):.2e} (bound {bound:.1e})")
-check(rel(logits, reference) < bound, f"ONNX Runtime vs the float64 reference: {rel(logits, reference):.2e}")
+check(rel(logits, reference) < bound,
+      f"ONNX Runtime vs the float64 reference: {rel(logits, reference):.2e} (bound {bound:.1e}; PyTorch "
+      f"{rel(io['reference_fp32'], reference):.2e}, convnets {rel(ours, reference):.2e})")
+check(rel(logits, ours) < pair_bound, f"ONNX Runtime vs convnets: {rel(logits, ours):.2e} (bound {pair_bound:.1e})")
 check((logits.argmax(1) == ours.argmax(1)).all() and (logits.argmax(1) == reference.argmax(1)).all(),
       f"top-1 equal: {logits.argmax(1).tolist()}")
 check(top5_sets(logits) == top5_sets(ours) == top5_sets(reference), "top-5 sets equal")
@@ -79,22 +87,22 @@ check((classes == np.argsort(-probabilities, axis=1)[:, :classes.shape[1]]).all(
       classes.dtype == np.int64 and classes.shape[1] == min(5, num_classes), f"classes: top-{classes.shape[1]} indices")
 
 # --openvino: OpenVINO (the other CPU runtime our users serve with) on the same file, in float32, held to
-# ONNX Runtime's bound (the C++ test asks for it on one architecture per kind of op).
+# the same bounds as ONNX Runtime (the C++ test asks for it on one architecture per kind of op).
 if with_openvino:
     import openvino
     compiled = openvino.Core().compile_model(model_path, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                                                  "INFERENCE_NUM_THREADS": 1})
     ov_logits = compiled({"input": x})[compiled.output("logits")]
-    check(rel(ov_logits, ours) < bound and (ov_logits.argmax(1) == ours.argmax(1)).all(),
+    check(rel(ov_logits, ours) < pair_bound and (ov_logits.argmax(1) == ours.argmax(1)).all(),
           f"OpenVINO {openvino.__version__.split('-')[0]} vs convnets: {rel(ov_logits, ours):.2e} "
-          f"(bound {bound:.1e}), top-1 equal")
+          f"(bound {pair_bound:.1e}), top-1 equal")
 
 # The batch dimension is dynamic: 1, 7 and 64 images through the same file.
 for n in (1, 7, 64):
     batch = np.concatenate([x] * ((n + len(x) - 1) // len(x)))[:n]
     expected = np.concatenate([ours] * ((n + len(x) - 1) // len(x)))[:n]
     got = session.run(["logits"], {"input": batch})[0]
-    check(got.shape == (n, num_classes) and rel(got, expected) < bound, f"batch {n}: {rel(got, expected):.2e}")
+    check(got.shape == (n, num_classes) and rel(got, expected) < pair_bound, f"batch {n}: {rel(got, expected):.2e}")
 
 if fp16_path == "-":
     sys.exit(1 if failures else 0)
