@@ -9,6 +9,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <array>
 #include <fstream>
 #include <set>
@@ -92,6 +93,37 @@ TEST(OneDnnPlan, SharesBuffersBetweenValues) {
   const auto use = plan.memory_use({2, 3, 64, 64});
   EXPECT_GT(use.unshared, 0);
   EXPECT_LT(use.buffers, use.unshared / 5) << use.buffers << " of " << use.unshared << " bytes";
+}
+
+// At batch 1 a squeeze-excitation gate scales the weights of the 1x1 convolution that reads its product
+// (where the map has at least 16x as many positions as that convolution has output channels) instead of
+// multiplying the map: EfficientNet-B0 at 96 px folds the gates of its 48x48 and 24x24 stages, not those of
+// the smaller maps, and never at batch 2; the logits stay within the float32 bound (derived as above) of the
+// float64 graph.
+TEST(OneDnnPlan, FoldsBatchOneGatesIntoTheProjectionWeights) {
+  ConvNetPtr model = randomised_model("efficientnet_b0");
+  const InferenceGraph graph = inference_graph(*model, "efficientnet_b0");
+  const torch::Tensor x = torch::randn({2, 3, 96, 96});
+  const torch::Tensor reference =
+      run_inference_graph(inference_graph(*model, "efficientnet_b0", torch::kDouble), x.to(torch::kDouble));
+  const double bound = std::max(1e-5, 4 * testing::rel_error(run_inference_graph(graph, x), reference));
+  OneDnnPlan plan(graph);
+  auto count = [](const std::vector<std::string>& lines, const std::string& what) {
+    return std::count_if(lines.begin(), lines.end(),
+                         [&](const std::string& l) { return l.find(what) != std::string::npos; });
+  };
+  const auto one = plan.describe({1, 3, 96, 96}), two = plan.describe({2, 3, 96, 96});
+  // B0's 16 blocks at 96 px: 1 on 48x48 (2304 >= 16 x 16 output channels), 2 on 24x24 (576 >= 16 x 24),
+  // 2 on 12x12 (144 < 16 x 40), the rest on 6x6 and 3x3 maps with 80 or more channels.
+  EXPECT_EQ(count(one, "scaled by the gate"), 3);
+  EXPECT_EQ(count(one, " mul:"), 13);
+  EXPECT_EQ(count(two, "scaled by the gate"), 0);
+  EXPECT_EQ(count(two, " mul:"), 16);
+  for (const auto& line : one) EXPECT_EQ(line.find("ref:"), std::string::npos) << line;
+  for (int64_t i = 0; i < 2; ++i) {
+    EXPECT_LT(testing::rel_error(plan.forward(x.narrow(0, i, 1)), reference.narrow(0, i, 1)), bound) << i;
+  }
+  EXPECT_LT(testing::rel_error(plan.forward(x), reference), bound);
 }
 
 // One OpenMP runtime in the process (oneDNN's wheel and LibTorch's share libgomp.so.1), so the thread count
