@@ -1,12 +1,13 @@
 // The inference form on the CPU as a fixed oneDNN plan (docs/architecture.md, Evaluation and inference): for
 // each input shape, every op of the InferenceGraph becomes one oneDNN primitive created once — convolutions
 // with their folded bias, the activation and the residual add as post-ops, pooling, the squeeze-excitation
-// multiply as a broadcast binary op (at batch 1, where the map is larger than the weights of the 1x1
-// convolution that reads the product, a reorder that scales those weights by the gate instead), the
-// classifier as an inner product — weights reordered once into the
-// layout each primitive picks, activations in one layout end to end (nhwc by default), buffers reused by
-// liveness and one scratchpad, all preallocated. Linked against its own oneDNN (the venv's onednn-cpu-gomp
-// wheel, sharing torch's OpenMP runtime); everything else stays on LibTorch.
+// multiply as a broadcast binary op (at batch 1, where the map has at least 16x as many positions as the
+// 1x1 convolution that reads the product has output channels, a reorder that scales that convolution's
+// weights by the gate instead), the classifier as an inner product; grouped convolutions whose groups are
+// too narrow for a direct kernel merge neighbouring groups (block-diagonal weights) — weights reordered once
+// into the layout each primitive picks, activations in one layout end to end (nhwc by default), buffers
+// reused by liveness and one scratchpad, all preallocated. Linked against its own oneDNN (the venv's
+// onednn-cpu-gomp wheel, sharing torch's OpenMP runtime); everything else stays on LibTorch.
 #pragma once
 #include <torch/types.h>
 
