@@ -9,9 +9,11 @@ usage: python bench/profile_inference.py --binary build/app/convnets [--arch res
 Reads both verbose formats: oneDNN 3.2's (the plan) and LibTorch's bundled oneDNN's ("v1,primitive,").
 """
 import argparse
+import atexit
 import collections
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -25,6 +27,7 @@ parser.add_argument("--cpu_inference", default="plan", choices=["plan", "fused"]
 args = parser.parse_args()
 
 model_dir = tempfile.mkdtemp(prefix="profile_")
+atexit.register(shutil.rmtree, model_dir, ignore_errors=True)
 warmup = 2
 env = dict(os.environ, ONEDNN_VERBOSE="2", OMP_NUM_THREADS=str(args.threads))
 p = subprocess.run([args.binary, "inference_benchmark", "--arch", args.arch, "--batch_sizes", str(args.batch),

@@ -38,6 +38,7 @@ def clean_env():
            if not k.startswith(("SLURM_", "OMPI_", "TORCHELASTIC_")) and
            k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
     env["OMP_NUM_THREADS"] = "1"
+    env["TMPDIR"] = WORK  # torchrun's own log directories (torchelastic_*) stay in the work dir
     return env
 
 

@@ -11,7 +11,9 @@
 
 usage: check_data_parallel.py WORKER TORCHRUN
 """
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +25,7 @@ import torch
 
 WORKER, TORCHRUN = sys.argv[1], sys.argv[2]
 TMP = tempfile.mkdtemp(prefix="convnets_dp_")
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)
 failures = []
 
 
@@ -60,6 +63,7 @@ def clean_env():
            if not k.startswith(("SLURM_", "OMPI_")) and k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR",
                                                                     "MASTER_PORT", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
+    env["TMPDIR"] = TMP  # torchrun's own log directories (torchelastic_*) are removed with TMP
     return env
 
 
