@@ -6,7 +6,7 @@ has native bf16 (convnets --amp, PyTorch autocast).
 
 usage: .venv/bin/python bench/cpu_inference_bench.py --binary build/app/convnets [--models resnet50,efficientnet_b0]
        [--batches 1,32] [--reps 5] [--seconds 4] [--threads N] [--no-compile] [--json out.json]
-       [--plan-layouts nhwc,nchw8c,nchw16c]
+       [--plan-layouts nhwc,nchw8c,nchw16c] [--autotune] [--direct]
 Prints a Markdown table (images/s, median of the repetitions) and the ratios to the faster of ONNX Runtime and
 OpenVINO, and to PyTorch eager. OpenVINO is skipped when it is not installed (scripts/setup.sh --test installs it).
 """
@@ -42,6 +42,8 @@ parser.add_argument("--no-compile", action="store_true")
 parser.add_argument("--json")
 parser.add_argument("--autotune", action="store_true",
                     help="also time the oneDNN plan with --cpu_autotune (each convolution's fastest implementation)")
+parser.add_argument("--direct", action="store_true",
+                    help="also time the oneDNN plan with --cpu_winograd false (every convolution direct)")
 parser.add_argument("--plan-layouts", default="",
                     help="also time the oneDNN plan in these activation layouts (nhwc,nchw8c,nchw16c)")
 args = parser.parse_args()
@@ -144,6 +146,9 @@ def main():
                 contenders["convnets_autotuned"] = convnets_runner(arch, weights, batch, size, True, False,
                                                                    key=lat("convnets_autotuned"),
                                                                    extra=["--cpu_autotune"])
+            if args.direct:
+                contenders["convnets_plan_direct"] = convnets_runner(arch, weights, batch, size, True, False,
+                                                                     extra=["--cpu_winograd", "false"])
             for layout in filter(None, args.plan_layouts.split(",")):
                 contenders["convnets_plan_" + layout] = convnets_runner(arch, weights, batch, size, True, False,
                                                                         "plan", layout)

@@ -636,6 +636,10 @@ std::vector<Key> build_keys() {
       boolean("cpu_autotune", Field<Pr, bool>{&C::precision, &Pr::cpu_autotune},
               "the oneDNN plan times each convolution's implementations when it is built and keeps the "
               "fastest (like cudnn_benchmark; logits may then differ between runs in their last bits)"),
+      boolean("cpu_winograd", Field<Pr, bool>{&C::precision, &Pr::cpu_winograd},
+              "the oneDNN plan runs 3x3 stride-1 convolutions with >= 64 channels as Winograd F(4x4, 3x3) on "
+              "oneDNN's matmul (a quarter of the multiplications; float32 within the plan's tested bound); "
+              "false: every convolution direct"),
       // Data parallel.
       choice("dist_backend", Field<Pa, DistBackend>{&C::parallel, &Pa::dist_backend},
              Names<DistBackend>{

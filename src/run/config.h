@@ -184,6 +184,8 @@ struct PrecisionConfig {
   ActivationLayout cpu_activation_layout = ActivationLayout::kAuto;  // the plan's
   // The plan times oneDNN's implementations of each convolution and keeps the fastest.
   bool cpu_autotune = false;
+  // The plan runs 3x3 stride-1 convolutions as Winograd F(4x4, 3x3) where that pays (run/winograd_conv.h).
+  bool cpu_winograd = true;
 };
 
 // Data parallel (launch with torchrun / srun / mpirun; one process per GPU).

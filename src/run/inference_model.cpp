@@ -40,9 +40,9 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
       description_ += ", autocast bf16";
       return;
     }
-    plan_ =
-        std::make_unique<OneDnnPlan>(inference_graph(*model_, arch), bf16 ? torch::kBFloat16 : torch::kFloat,
-                                     precision.cpu_activation_layout, precision.cpu_autotune);
+    plan_ = std::make_unique<OneDnnPlan>(
+        inference_graph(*model_, arch), bf16 ? torch::kBFloat16 : torch::kFloat,
+        precision.cpu_activation_layout, precision.cpu_autotune, precision.cpu_winograd);
     description_ = std::string("inference form (BatchNorm folded, oneDNN plan, ") +
                    (bf16 ? "bfloat16" : "float32") + ")";
     return;

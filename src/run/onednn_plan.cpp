@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "data/loader.h"
+#include "run/winograd_conv.h"
 
 namespace convnets {
 
@@ -172,6 +173,7 @@ struct OneDnnPlan::Shape {
     std::vector<std::pair<int, int>> values;  // (argument, value) bound once the buffers exist
     // (argument, value) bound as a plain vector of the value's channels (a batch-1 gate read as scales).
     std::vector<std::pair<int, int>> channel_values;
+    std::shared_ptr<WinogradConv> winograd;  // runs in place of `primitive`, SRC and DST bound as above
     bool scratchpad = false;
     memory::desc scratchpad_desc;
     std::string info;
@@ -182,7 +184,8 @@ struct OneDnnPlan::Shape {
   std::vector<torch::Tensor> buffers;     // byte storage (64-byte aligned by LibTorch's CPU allocator)
   std::vector<torch::Tensor> keep_alive;  // biases and other LibTorch storage the primitives read
   torch::Tensor scratchpad;
-  memory input_user, input;  // the caller's float NCHW batch, and value 0 in the stem's layout
+  torch::Tensor winograd_work;  // float32, shared by the Winograd convolutions
+  memory input_user, input;     // the caller's float NCHW batch, and value 0 in the stem's layout
   dnnl::reorder input_reorder;
   memory input_user_nhwc;  // the same batch given channels_last (normalize_images' output)
   dnnl::reorder input_reorder_nhwc;
@@ -221,8 +224,8 @@ void bind_weights(OneDnnPlan::Shape::Step& step, OneDnnPlan::Shape& p, const mem
 }  // namespace
 
 OneDnnPlan::OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype, ActivationLayout layout,
-                       bool autotune)
-    : graph_(graph), dtype_(dtype), layout_(layout), autotune_(autotune) {
+                       bool autotune, bool winograd)
+    : graph_(graph), dtype_(dtype), layout_(layout), autotune_(autotune), winograd_(winograd) {
   if (dtype != torch::kFloat && dtype != torch::kBFloat16)
     throw std::invalid_argument("the oneDNN plan runs float32 or bfloat16");
   if (dtype == torch::kBFloat16 && !onednn_plan_bf16_supported())
@@ -309,7 +312,7 @@ std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int6
     if (b >= 0 && (keep < 0 || p.value_buffer[static_cast<size_t>(keep)] != b)) free_buffers.push_back(b);
   };
 
-  int64_t scratchpad_bytes = 0;
+  int64_t scratchpad_bytes = 0, winograd_floats = 0;
   auto add_step = [&](const dnnl::primitive_desc_base& pd, dnnl::primitive primitive, const InferenceOp& op,
                       Shape::Step step) {
     step.primitive = std::move(primitive);
@@ -349,6 +352,28 @@ std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int6
           }
           const int64_t oh = (h + pt + pb - k) / s + 1, ow = (w + pl + pr - k) / s + 1;
           const memory::desc dst_desc({n, out_ch, oh, ow}, dt, tag);
+          // 3x3, stride 1, padding 1 between nhwc float32 maps (ResNet's): Winograd F(4x4, 3x3) on oneDNN's
+          // matmul, a quarter of the multiplications (run/winograd_conv.h), where its matrix products have
+          // rows (tiles) and columns (channels) enough to beat the direct kernel: >= 64 channels in and out,
+          // >= 16 tiles of 4x4 outputs (bench/winograd_bench.cpp: ResNet-50's 7x7 maps at batch 1, 4 tiles,
+          // run 0.7x). ReLU or no activation only: SiLU's exponentials in the output transform cost more than
+          // the products saved (V2-S's 64 -> 256 expansions at 28 px: 0.84x).
+          const int64_t tiles = n * ((oh + 3) / 4) * ((ow + 3) / 4);
+          if (winograd_ && dt == DataType::f32 && tag == Tag::nhwc && !from_input && op.groups == 1 &&
+              k == 3 && s == 1 && pt == 1 && pb == 1 && pl == 1 && pr == 1 && op.other < 0 &&
+              folded_gate[i] < 0 &&
+              (op.activation == Activation::kReLU || op.activation == Activation::kNone) && c >= 64 &&
+              out_ch >= 64 && tiles >= 16 && WinogradConv::supported(c, out_ch)) {
+            step.winograd =
+                std::make_shared<WinogradConv>(op.weight, op.bias, op.activation, n, h, w, engine, p.stream);
+            scratchpad_bytes = std::max(scratchpad_bytes, step.winograd->scratchpad_bytes());
+            winograd_floats = std::max(winograd_floats, step.winograd->work_floats());
+            step.values.emplace_back(DNNL_ARG_SRC, op.input);
+            step.info = op.name + " winograd_conv: " + step.winograd->info();
+            p.value_desc[out] = dst_desc;
+            p.steps.push_back(std::move(step));
+            break;
+          }
           InferenceOp conv = op;  // its groups and weights may be merged below
           auto weight_dims = [&] {
             return conv.groups == 1 ? Dims{out_ch, c, k, k}
@@ -539,6 +564,8 @@ std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int6
   }
   p.scratchpad = torch::empty({std::max<int64_t>(scratchpad_bytes, 1)}, torch::kUInt8);
   p.use.scratchpad = scratchpad_bytes;
+  p.winograd_work = torch::empty({std::max<int64_t>(winograd_floats, 1)}, torch::kFloat);
+  p.use.scratchpad += winograd_floats * static_cast<int64_t>(sizeof(float));
   for (const auto& desc : p.value_desc) p.use.unshared += static_cast<int64_t>(desc.get_size());
   std::vector<memory> value_memory(num_values);
   for (size_t v = 0; v < num_values; ++v) {
@@ -571,7 +598,15 @@ std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int6
 torch::Tensor OneDnnPlan::run(Shape& p) {
   torch::Tensor logits = torch::empty({p.batch, p.num_classes}, torch::kFloat);
   p.logits.set_data_handle(logits.data_ptr());
-  for (auto& step : p.steps) step.primitive.execute(p.stream, step.args);
+  for (auto& step : p.steps) {
+    if (step.winograd) {
+      step.winograd->execute(static_cast<const float*>(step.args.at(DNNL_ARG_SRC).get_data_handle()),
+                             static_cast<float*>(step.args.at(DNNL_ARG_DST).get_data_handle()),
+                             p.winograd_work.data_ptr<float>(), p.scratchpad.data_ptr(), p.stream);
+    } else {
+      step.primitive.execute(p.stream, step.args);
+    }
+  }
   p.stream.wait();
   p.logits.set_data_handle(nullptr);
   return logits;

@@ -36,8 +36,11 @@ class OneDnnPlan {
   // `dtype`: kFloat, or kBFloat16 (weights and activations; biases and logits float32). `autotune`: each
   // convolution takes the fastest of oneDNN's implementations for it, timed when its plan is built (slower
   // to build; the logits may differ between runs in their last bits); false: oneDNN's own first choice.
+  // `winograd`: 3x3 stride-1 convolutions with enough channels and tiles run as Winograd F(4x4, 3x3)
+  // (run/winograd_conv.h; float32 nhwc); false: every convolution direct.
   explicit OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype = torch::kFloat,
-                      ActivationLayout layout = ActivationLayout::kAuto, bool autotune = false);
+                      ActivationLayout layout = ActivationLayout::kAuto, bool autotune = false,
+                      bool winograd = true);
   ~OneDnnPlan();
   OneDnnPlan(const OneDnnPlan&) = delete;
   OneDnnPlan& operator=(const OneDnnPlan&) = delete;
@@ -73,6 +76,7 @@ class OneDnnPlan {
   torch::ScalarType dtype_;
   ActivationLayout layout_;
   bool autotune_;
+  bool winograd_;
   std::map<std::vector<int64_t>, std::unique_ptr<Shape>> plans_;
   std::mutex mutex_;  // one forward at a time: a plan's buffers are shared by its calls
 };
