@@ -356,8 +356,8 @@ std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int6
           // matmul, a quarter of the multiplications (run/winograd_conv.h), where its matrix products have
           // rows (tiles) and columns (channels) enough to beat the direct kernel: >= 64 channels in and out,
           // >= 16 tiles of 4x4 outputs (bench/winograd_bench.cpp: ResNet-50's 7x7 maps at batch 1, 4 tiles,
-          // run 0.7x). ReLU or no activation only: SiLU's exponentials in the output transform cost more than
-          // the products saved (V2-S's 64 -> 256 expansions at 28 px: 0.84x).
+          // run 0.62x). ReLU or no activation only: SiLU's exponentials in the output transform cost more
+          // than the products saved (V2-S's 64 -> 256 expansions at 28 px: 0.91-0.95x).
           const int64_t tiles = n * ((oh + 3) / 4) * ((ow + 3) / 4);
           if (winograd_ && dt == DataType::f32 && tag == Tag::nhwc && !from_input && op.groups == 1 &&
               k == 3 && s == 1 && pt == 1 && pb == 1 && pl == 1 && pr == 1 && op.other < 0 &&
