@@ -215,6 +215,9 @@ void add_run_commands(CLI::App& app) {
                    if (!r.predictions.empty()) context.console->info(format_predictions(r, c.predict.output));
                    c.predict.output == PredictFormat::kText ? context.console->info(r.summary)
                                                             : context.console->diagnostic(r.summary);
+                   if (r.predictions.empty())
+                     throw std::runtime_error("none of the " + std::to_string(r.files) +
+                                              " images could be read (each named above): nothing predicted");
                    if (!r.unreadable.empty()) {
                      throw std::runtime_error(
                          std::to_string(r.unreadable.size()) + " of " + std::to_string(r.files) +

@@ -24,7 +24,8 @@ class ImageSource {
 
   // A new pass over the data (the loader calls this at every epoch): bad records are reported again once.
   void new_epoch() const;
-  // Distinct bad records met since new_epoch() (plus damaged-shard findings).
+  // Distinct bad records met since new_epoch(), plus the damaged-shard findings made when the data was
+  // opened (a truncated tail record: not addressable, so missing from every pass).
   int64_t skipped() const;
   // Where bad records are reported (default: the process's stdio console).
   void set_console(Console& console) { console_ = &console; }
@@ -39,7 +40,7 @@ class ImageSource {
   Console* console_ = &stdio_console();
   mutable std::mutex mutex_;
   mutable std::set<int64_t> reported_;
-  mutable int64_t other_problems_ = 0;
+  mutable int64_t other_problems_ = 0;  // findings not tied to an item (index -1)
 };
 
 }  // namespace convnets

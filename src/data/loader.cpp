@@ -66,14 +66,17 @@ void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
 std::optional<Batch> Loader::next() {
   std::unique_lock<std::mutex> lock(mutex_);
   if (epoch_ < 0) throw std::logic_error("Loader::next before start_epoch");
-  if (next_to_deliver_ >= num_batches_) return std::nullopt;
-  batch_ready_.wait(lock, [&] { return error_ || ready_.count(next_to_deliver_); });
-  if (error_) std::rethrow_exception(error_);
-  Batch batch = std::move(ready_.at(next_to_deliver_));
-  ready_.erase(next_to_deliver_++);
-  lock.unlock();
-  work_ready_.notify_all();  // the window moved
-  return batch;
+  // An eval batch whose records were all bad comes out empty: it was counted (skipped_records) and is passed
+  // over here, so no consumer ever meets a batch of zero images.
+  while (next_to_deliver_ < num_batches_) {
+    batch_ready_.wait(lock, [&] { return error_ || ready_.count(next_to_deliver_); });
+    if (error_) std::rethrow_exception(error_);
+    Batch batch = std::move(ready_.at(next_to_deliver_));
+    ready_.erase(next_to_deliver_++);
+    work_ready_.notify_all();  // the window moved
+    if (batch.labels.size(0) > 0) return batch;
+  }
+  return std::nullopt;
 }
 
 void Loader::worker_loop() {

@@ -49,8 +49,9 @@ class Loader {
   int64_t batches_per_epoch() const;
   // Starts (or restarts) an epoch at batch `first_batch`; pending work of the previous epoch is discarded.
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
-  // The next batch in order, or nullopt at the end of the epoch. Rethrows a worker's error (e.g. strict
-  // mode).
+  // The next batch in order, or nullopt at the end of the epoch; never an empty one (an eval batch whose
+  // records were all bad is counted in skipped_records and passed over). Rethrows a worker's error (e.g.
+  // strict mode).
   std::optional<Batch> next();
   // Distinct bad records met in the current epoch (each reported once, by name).
   int64_t skipped_records() const { return dataset_->skipped(); }

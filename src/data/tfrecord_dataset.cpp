@@ -53,6 +53,7 @@ std::vector<std::string> find_shards(const std::string& data_dir, const std::str
 
 TFRecordDataset::TFRecordDataset(const std::vector<std::string>& shards, const DatasetOptions& options)
     : ImageSource(options.strict), options_(options) {
+  if (options.console) set_console(*options.console);
   if (shards.empty()) throw std::runtime_error("TFRecordDataset: no shards");
   files_.reserve(shards.size());
   for (size_t s = 0; s < shards.size(); ++s) {

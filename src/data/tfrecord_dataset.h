@@ -21,7 +21,8 @@ std::vector<std::string> find_shards(const std::string& data_dir, const std::str
 struct DatasetOptions {
   std::string index_dir{};  // DALI index files; empty or missing files: built on the fly
   int64_t num_classes = 1000;
-  bool strict = false;  // bad records are errors instead of counted, logged skips
+  bool strict = false;         // bad records are errors instead of counted, logged skips
+  Console* console = nullptr;  // where bad records are reported, from the shards' opening on (null: stdio)
 };
 
 class TFRecordDataset : public ImageSource {

@@ -33,9 +33,8 @@ std::shared_ptr<const ImageSource> open_split(const RunConfig& config, bool trai
     o.num_classes = config.model.num_classes;
     o.strict = data.strict_data;
     o.index_dir = data.data_idx_dir.empty() ? (fs::path(dir) / "idx").string() : data.data_idx_dir;
-    auto ds = std::make_shared<TFRecordDataset>(find_shards(dir, split, console), o);
-    ds->set_console(console);
-    return ds;
+    o.console = &console;
+    return std::make_shared<TFRecordDataset>(find_shards(dir, split, console), o);
   }
   std::vector<std::string> folders =
       train ? std::vector<std::string>{"train"} : std::vector<std::string>{"val", "validation"};

@@ -9,6 +9,17 @@
 
 namespace convnets {
 
+namespace {
+
+// The error when not one image could be evaluated: an empty split, or one whose every record was bad.
+std::string no_images_message(int64_t skipped, const std::string& split) {
+  if (skipped == 0) return "evaluation: " + split + " gave no images";
+  return "evaluation: every record of " + split + " was bad (" + std::to_string(skipped) +
+         " skipped, each named above): no image to evaluate";
+}
+
+}  // namespace
+
 EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group) {
   const auto v = group.sum({static_cast<double>(local.images), static_cast<double>(local.correct1),
                             static_cast<double>(local.correct5), local.loss_sum, local.images_per_second,
@@ -20,7 +31,8 @@ EvalResult sum_over_ranks(const EvalResult& local, ProcessGroup& group) {
   r.correct5 = static_cast<int64_t>(v[2]);
   r.loss_sum = v[3];
   r.images_per_second = v[4];
-  if (r.images == 0) throw std::runtime_error("evaluation: the eval split gave no images on any rank");
+  if (r.images == 0)
+    throw std::runtime_error(no_images_message(r.skipped_records, "the eval split, on every rank,"));
   r.top1 = static_cast<double>(r.correct1) / static_cast<double>(r.images);
   r.top5 = static_cast<double>(r.correct5) / static_cast<double>(r.images);
   r.loss = r.loss_sum / static_cast<double>(r.images);
@@ -73,7 +85,7 @@ EvalResult evaluate(InferenceModel& model, Loader& loader, const RunDevice& devi
     if (options.on_batch) options.on_batch(index, total);
   }
   if (r.images == 0 && !options.allow_empty_shard)
-    throw std::runtime_error("evaluation: the eval split gave no images");
+    throw std::runtime_error(no_images_message(loader.skipped_records(), options.split_name));
   r.correct1 = correct1.item<int64_t>();
   r.correct5 = correct5.item<int64_t>();
   r.loss_sum = loss_sum.item<double>();
@@ -100,6 +112,7 @@ SplitEvaluator::SplitEvaluator(std::shared_ptr<const ImageSource> split, const R
       loader_(std::move(split),
               eval_loader_options(config, group ? group->rank() : 0, group ? group->size() : 1)) {
   options_.allow_empty_shard = group != nullptr;
+  if (!config.data.data_dir.empty()) options_.split_name = "the eval split of '" + config.data.data_dir + "'";
   options_.warmup_batches = std::min<int64_t>(warmup_batches, loader_.batches_per_epoch() / 2);
 }
 

@@ -32,6 +32,7 @@ struct EvalOptions {
   int64_t warmup_batches = 0;                           // left out of throughput and latency
   std::function<void(int64_t, int64_t)> on_batch = {};  // (batches done, total)
   bool allow_empty_shard = false;  // data parallel: a rank may hold no images; the sum over ranks may not
+  std::string split_name = "the eval split";  // named in the error when no image could be evaluated
 };
 
 // How many rows of `logits` [N, C] have their label (`labels` [N]) as the best class, and among the best

@@ -65,13 +65,20 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
 
 InferenceModel::~InferenceModel() = default;
 
+torch::Tensor InferenceModel::no_images() const {
+  return torch::empty({0, model_->num_classes()},
+                      torch::TensorOptions().dtype(torch::kFloat).device(device_.device));
+}
+
 torch::Tensor InferenceModel::forward_images(const torch::Tensor& images, const std::array<double, 3>& mean,
                                              const std::array<double, 3>& std) {
+  if (images.dim() > 0 && images.size(0) == 0) return no_images();
   if (plan_) return plan_->forward_images(images, mean, std);
   return forward(normalize_images(images, mean, std));
 }
 
 torch::Tensor InferenceModel::forward(const torch::Tensor& x) {
+  if (x.dim() > 0 && x.size(0) == 0) return no_images();
   if (plan_) return plan_->forward(x);
   if (fused_) return fused_->forward(x);
   c10::InferenceMode inference;

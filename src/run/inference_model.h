@@ -32,7 +32,8 @@ class InferenceModel {
   InferenceModel(const InferenceModel&) = delete;
   InferenceModel& operator=(const InferenceModel&) = delete;
 
-  // `x`: normalised float NCHW on the device; float32 logits. No autograd.
+  // `x`: normalised float NCHW on the device; float32 logits. No autograd. A batch of no images gives
+  // logits [0, classes] without running a kernel, in every form.
   torch::Tensor forward(const torch::Tensor& x);
   // The same from a loader's uint8 [N, H, W, 3] batch on the device, normalised with `mean` / `std` as
   // data/loader.h's normalize_images does: inside the oneDNN plan, or by normalize_images.
@@ -42,6 +43,8 @@ class InferenceModel {
   const std::string& describe() const { return description_; }
 
  private:
+  torch::Tensor no_images() const;  // the logits of an empty batch
+
   ConvNetPtr model_;
   RunDevice device_;
   std::unique_ptr<OneDnnPlan> plan_;        // CPU inference form: the oneDNN plan

@@ -282,7 +282,8 @@ OneDnnPlan::Shape& OneDnnPlan::plan_for(const std::vector<int64_t>& input_shape)
 std::unique_ptr<OneDnnPlan::Shape> OneDnnPlan::build_plan(const std::vector<int64_t>& input_shape,
                                                           ActivationLayout layout) const {
   if (input_shape.size() != 4 || input_shape[0] < 1 || input_shape[2] < 1 || input_shape[3] < 1)
-    throw std::invalid_argument("the oneDNN plan takes an NCHW batch");
+    throw std::invalid_argument("the oneDNN plan takes an NCHW batch of at least one image, got " +
+                                c10::str(c10::IntArrayRef(input_shape)));
   const dnnl::engine& engine = cpu_engine();
   const DataType dt = dtype_ == torch::kBFloat16 ? DataType::bf16 : DataType::f32;
   const Tag tag = activation_tag(layout);

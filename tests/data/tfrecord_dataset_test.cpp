@@ -63,6 +63,9 @@ TEST(TFRecordDataset, BadRecordsAreCountedAndSkippedOrFatalWhenStrict) {
   }
   EXPECT_EQ(labels, (std::vector<int64_t>{0, 9}));
   EXPECT_EQ(dataset.skipped(), 4);
+  // A new pass forgets the records it met, not the truncated one, which no pass can read.
+  dataset.new_epoch();
+  EXPECT_EQ(dataset.skipped(), 1);
 
   try {
     TFRecordDataset strict({dir.file("train-0")}, {.num_classes = 10, .strict = true});

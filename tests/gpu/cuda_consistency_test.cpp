@@ -35,6 +35,8 @@
 #include "data/mixing.h"
 #include "data/tfrecord.h"
 #include "data/tfrecord_dataset.h"
+#include "infer/damaged_shards.h"
+#include "infer/modes.h"
 #include "models/registry.h"
 #include "run/autocast.h"
 #include "run/model_setup.h"
@@ -393,6 +395,44 @@ TEST(GradScalerOnDevice, InjectedOverflowIsSkippedAndTheScaleBacksOff) {
   EXPECT_EQ(scaler.skipped_steps(), 1);
   EXPECT_DOUBLE_EQ(scaler.current_scale(), 512);
   EXPECT_EQ(step.updates(), 3);
+}
+
+// eval on the device over damaged shards (tests/infer/damaged_shards.h: a batch of nothing but bad records,
+// an empty last batch): the bad records counted and left out, and the same figures as the clean split of the
+// good records alone, and as the CPU's oneDNN plan on the damaged split.
+TEST(ReaderModesOnDevice, DamagedSplitEvaluatesTheGoodRecords) {
+  REQUIRE_GPU();
+  testing::ScratchDir dir;
+  testing::write_image_folder(dir.path() / "folder", 3, 6, 40);
+  testing::write_damaged_shards(dir.path() / "folder", dir.path());
+  torch::manual_seed(5);
+  save_safetensors(dir.file("w.safetensors"), state_dict(*create_model("resnet18", {.num_classes = 3})));
+  auto eval = [&](const std::string& data, const std::string& device_name) {
+    testing::RecordingConsole console;
+    return run_eval_mode(resolve_config("", {{"arch", "resnet18"},
+                                             {"num_classes", "3"},
+                                             {"weights", dir.file("w.safetensors")},
+                                             {"data_dir", dir.file(data)},
+                                             {"batch_size", "4"},
+                                             {"eval_image_size", "32"},
+                                             {"warmup_steps", "0"},
+                                             {"workers", "2"},
+                                             {"device", device_name},
+                                             {"tf32", "false"}}),
+                         {&console})
+        .raw;
+  };
+  const std::string on_device = device.is_cuda() ? "cuda" : "cpu";
+  const EvalResult damaged = eval("damaged", on_device), clean = eval("good", on_device);
+  const EvalResult cpu = eval("damaged", "cpu");
+  for (const EvalResult* r : {&damaged, &cpu}) {
+    EXPECT_EQ(r->images, testing::DamagedShards::kGood);
+    EXPECT_EQ(r->skipped_records, testing::DamagedShards::kBad);
+  }
+  EXPECT_EQ(clean.images, testing::DamagedShards::kGood);
+  EXPECT_EQ(clean.skipped_records, 0);
+  EXPECT_NEAR(damaged.loss, clean.loss, 1e-5 * std::max(1.0, clean.loss));
+  EXPECT_NEAR(damaged.loss, cpu.loss, 1e-4 * std::max(1.0, cpu.loss));
 }
 
 }  // namespace
