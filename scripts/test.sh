@@ -19,7 +19,16 @@ phase "build ($((SECONDS - start)) s so far)"
 bash scripts/build.sh --test
 phase "ctest -j $JOBS ($((SECONDS - start)) s so far)"
 cd "${BUILD_DIR:-build}"
-status=0
-ctest -j "$JOBS" --output-on-failure --timeout 1200 || status=$?
+set +e
+ctest -j "$JOBS" --output-on-failure --timeout 1200 | tee ctest_output.txt
+status=${PIPESTATUS[0]}
+set -e
+# Only the gpu.* tests may skip (no CUDA device); any other skip fails the run.
+unexpected=$(grep -E '^\s*[0-9]+ - .* \(Skipped\)$' ctest_output.txt | grep -v -E ' - gpu\.' || true)
+if [ -n "$unexpected" ]; then
+  echo "[test] tests skipped that must run:"
+  echo "$unexpected"
+  status=1
+fi
 phase "done in $((SECONDS - start)) s, ctest exit $status"
 exit $status
