@@ -116,6 +116,32 @@ INSTANTIATE_TEST_SUITE_P(Families, OneDnnPlanLayouts,
                          ::testing::Values("resnet18", "resnext50_32x4d", "efficientnet_b0",
                                            "efficientnet_v2_b0"));
 
+// Winograd where its tiles overhang the map: ResNet-18 at 56 px, batch 4, runs layer1 on 14x14 maps (4x4
+// tiles of 4 outputs, the last row and column half outside) and layer2 on 7x7 ones (2x2 tiles, 3 of 4 rows
+// used in the last), both Winograd (>= 16 tiles) where a 3x3 stride-1 convolution has no residual (each
+// block's conv1 but layer2.0's, which has stride 2); the logits within the derived bound of the float64
+// graph.
+TEST(OneDnnPlan, WinogradWithPartialTilesGivesTheFloat64Logits) {
+  ConvNetPtr model = randomised_model("resnet18");
+  const InferenceGraph graph = inference_graph(*model, "resnet18");
+  torch::manual_seed(5);
+  const torch::Tensor x = torch::randn({4, 3, 56, 56});
+  const torch::Tensor reference =
+      run_inference_graph(inference_graph(*model, "resnet18", torch::kDouble), x.to(torch::kDouble));
+  const double bound = std::max(1e-5, 4 * testing::rel_error(run_inference_graph(graph, x), reference)) *
+                       testing::winograd_error_ratio();
+  OneDnnPlan plan(graph);
+  int64_t layer1 = 0, layer2 = 0;
+  for (const auto& line : plan.describe({4, 3, 56, 56})) {
+    if (line.find(" winograd_conv: ") == std::string::npos) continue;
+    layer1 += line.rfind("layer1.", 0) == 0;
+    layer2 += line.rfind("layer2.", 0) == 0;
+  }
+  EXPECT_EQ(layer1, 2) << "layer1.0.conv1, layer1.1.conv1 on 14x14 maps";
+  EXPECT_EQ(layer2, 1) << "layer2.1.conv1 on 7x7 maps";
+  EXPECT_LT(testing::rel_error(plan.forward(x), reference), bound);
+}
+
 // Activations share buffers by liveness (and residual adds and gates run in place): ResNet-50's 70-odd
 // values fit in a few buffers.
 TEST(OneDnnPlan, SharesBuffersBetweenValues) {
