@@ -98,14 +98,26 @@ const std::map<std::string, std::string>& counterpart_keys() {
   return keys;
 }
 
-// The error for arguments a mode does not take: a configuration key of another mode says which modes take it
-// and what this mode uses instead; anything else is an unknown option.
+// Earlier spellings of a mode's keys, renamed when their names became configuration keys of their own:
+// scripts written for them get the new name (mode, old key) -> new key.
+const std::map<std::pair<std::string, std::string>, std::string>& renamed_keys() {
+  static const std::map<std::pair<std::string, std::string>, std::string> keys = {
+      {{"export", "output"}, "onnx_output"},
+      {{"export", "model_name"}, "triton_model_name"},
+      {{"export", "topk"}, "export_topk"}};
+  return keys;
+}
+
+// The error for arguments a mode does not take: a renamed key says its new name; a configuration key of
+// another mode says which modes take it and what this mode uses instead; anything else is an unknown option.
 std::string unexpected_arguments_message(const std::string& mode, const std::set<KeyGroup>& groups,
                                          const std::vector<std::string>& extras) {
   for (const std::string& arg : extras) {
     if (arg.rfind("--", 0) != 0) continue;
     const std::string key =
         arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
+    if (const auto renamed = renamed_keys().find({mode, key}); renamed != renamed_keys().end())
+      return mode + " does not take --" + key + ": it was renamed, use --" + renamed->second;
     const auto& keys = config_keys();
     const auto info =
         std::find_if(keys.begin(), keys.end(), [&](const ConfigKeyInfo& k) { return k.name == key; });

@@ -60,4 +60,9 @@ check(p.returncode != 0 and "predict does not take --lr_init (a key of the Optim
       "predict --lr_init=0.1 names the modes that take it", p.stderr)
 p = subprocess.run([BIN, "eval", "--no_such_key", "1"], capture_output=True, text=True)
 check(p.returncode != 0 and "eval: unknown option --no_such_key" in p.stderr, "an unknown option is named", p.stderr)
+# Keys export spelled otherwise before they became configuration keys: the new name, not "unknown option".
+for old, new in (("--output", "--onnx_output"), ("--model_name", "--triton_model_name"), ("--topk", "--export_topk")):
+    p = subprocess.run([BIN, "export", "--weights", "/nonexistent", old, "x"], capture_output=True, text=True)
+    check(p.returncode != 0 and f"export does not take {old}: it was renamed, use {new}" in p.stderr,
+          f"export {old} names its new spelling {new}", p.stderr)
 print("all help checks passed")
