@@ -48,6 +48,7 @@ class FusedMBConvImpl : public torch::nn::Module, public InferenceBlock {
                   Padding padding);
   torch::Tensor forward(torch::Tensor x);
   int append_inference_ops(GraphBuilder& b, int input, const std::string& name) const override;
+  double drop_rate() const { return drop_rate_; }
 
  private:
   ConvBnAct expand_, project_;  // project_.conv is empty for expand ratio 1
@@ -65,6 +66,7 @@ class TimmMBConvImpl : public torch::nn::Module, public InferenceBlock {
                  Padding padding);
   torch::Tensor forward(torch::Tensor x);
   int append_inference_ops(GraphBuilder& b, int input, const std::string& name) const override;
+  double drop_rate() const { return drop_rate_; }
 
   ConvBnAct pw, dw, pwl;
   SqueezeExcitation se{nullptr};

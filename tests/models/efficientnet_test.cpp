@@ -4,6 +4,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "models/efficientnet_v2.h"
 #include "models/registry.h"
 
 namespace convnets {
@@ -51,6 +52,47 @@ TEST(EfficientNet, DropConnectRisesLinearlyToPointTwo) {
     if (blocks[i]->has_residual()) residual.push_back(i);
   }
   EXPECT_EQ(residual, (std::vector<size_t>{2, 4, 6, 7, 9, 10, 12, 13, 14}));
+}
+
+// V2's drop rates, stated directly: torchvision's efficientnet_v2_* and timm's tf_efficientnetv2_* both give
+// block i of n the rate stochastic_depth * i / n (0.2 by default), counted over every block of every stage
+// (V2-S: 2 + 4 + 4 + 6 + 9 + 15 = 40 blocks; V2-B0: 1 + 2 + 2 + 3 + 5 + 8 = 21).
+TEST(EfficientNetV2, StochasticDepthRisesLinearlyOverEveryBlock) {
+  for (const auto& [arch, count] : {std::pair<std::string, size_t>{"efficientnet_v2_s", 40},
+                                    std::pair<std::string, size_t>{"efficientnet_v2_b0", 21}}) {
+    auto model = create_model(arch);
+    std::vector<double> rates;
+    for (auto& m : model->modules(false)) {
+      if (auto* b = m->as<FusedMBConvImpl>()) rates.push_back(b->drop_rate());
+      if (auto* b = m->as<MBConvImpl>()) rates.push_back(b->drop_rate());
+      if (auto* b = m->as<TimmMBConvImpl>()) rates.push_back(b->drop_rate());
+    }
+    ASSERT_EQ(rates.size(), count) << arch;
+    for (size_t i = 0; i < rates.size(); ++i)
+      EXPECT_DOUBLE_EQ(rates[i], 0.2 * static_cast<double>(i) / static_cast<double>(count))
+          << arch << " " << i;
+  }
+}
+
+// BatchNorm of the weights V2 reads, stated directly: torchvision's V2 and timm's tf_efficientnetv2_* (B0..B3
+// natively, S / M / L through the timm layout) run eps 1e-3 (timm: BN_EPS_TF_DEFAULT for tf_ variants) with
+// PyTorch's momentum 0.1; training from scratch takes the TF2 recipe's Keras BatchNormalization (1e-3, 0.99
+// -> 0.01).
+TEST(EfficientNetV2, BatchNormConventionsOfItsWeights) {
+  for (const std::string arch :
+       {"efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l", "efficientnet_v2_b0",
+        "efficientnet_v2_b1", "efficientnet_v2_b2", "efficientnet_v2_b3"}) {
+    const ModelEntry& e = find_model(arch);
+    EXPECT_DOUBLE_EQ(e.native_bn.eps, 1e-3) << arch;
+    EXPECT_DOUBLE_EQ(e.native_bn.momentum, 0.1) << arch;
+    EXPECT_DOUBLE_EQ(e.recipe_bn.eps, 1e-3) << arch;
+    EXPECT_DOUBLE_EQ(e.recipe_bn.momentum, 0.01) << arch;
+    for (const ForeignLayout& f : e.foreign_layouts) {
+      EXPECT_EQ(f.layout, WeightsLayout::kTimmEfficientNetV2) << arch;
+      EXPECT_DOUBLE_EQ(f.bn.eps, 1e-3) << arch;
+      EXPECT_DOUBLE_EQ(f.bn.momentum, 0.1) << arch;
+    }
+  }
 }
 
 TEST(EfficientNet, RecipeBatchNormAndInit) {
