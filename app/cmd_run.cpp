@@ -196,7 +196,7 @@ void add_mode(CLI::App& app, const Mode& mode) {
 void add_run_commands(CLI::App& app) {
   const std::set<KeyGroup> training = {K::kModel,       K::kInit,        K::kData,         K::kTrainInput,
                                        K::kEvalInput,   K::kIterations,  K::kOptimisation, K::kSchedule,
-                                       K::kMixing,      K::kProgressive, K::kPrecision,    K::kParallel,
+                                       K::kMixing,      K::kProgressive, K::kPrecision,    K::kCpu,         K::kParallel,
                                        K::kCheckpoints, K::kOutput};
   std::set<KeyGroup> benchmark = training;
   benchmark.erase(K::kEvalInput);
@@ -209,7 +209,7 @@ void add_run_commands(CLI::App& app) {
                  training, false, train(TrainMode::kTrainAndEval)});
   add_mode(app, {"eval",
                  "Evaluate --weights (or the newest checkpoint in --model_dir) on the validation split",
-                 {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kIterations, K::kPrecision,
+                 {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kIterations, K::kPrecision, K::kCpu,
                   K::kParallel, K::kOutput},
                  true,
                  [](const RunConfig& c) {
@@ -218,7 +218,7 @@ void add_run_commands(CLI::App& app) {
                  }});
   add_mode(app, {"predict",
                  "Top-k classes of --to_predict (an image or a directory of images)",
-                 {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kOutput, K::kPredict},
+                 {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput, K::kPredict},
                  true,
                  [](const RunConfig& c) {
                    reuse_freed_memory();
@@ -243,7 +243,7 @@ void add_run_commands(CLI::App& app) {
            {"inference_benchmark",
             "Forward-pass throughput and latency percentiles over --batch_sizes (--num_iter batches with "
             "--iter_unit batch, else 100)",
-            {K::kModel, K::kWeights, K::kEvalInput, K::kIterations, K::kPrecision, K::kOutput, K::kBenchmark},
+            {K::kModel, K::kWeights, K::kEvalInput, K::kIterations, K::kPrecision, K::kCpu, K::kOutput, K::kBenchmark},
             true,
             [](const RunConfig& c) {
               reuse_freed_memory();

@@ -14,7 +14,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
-#include "run/winograd_conv.h"
+#include "cpu/winograd_conv.h"
 
 namespace {
 

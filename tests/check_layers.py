@@ -1,6 +1,6 @@
 """Every #include "<folder>/..." in src/ points to the folder's own layer or one below it
-(docs/architecture.md): util <- data, models <- dist <- run <- train, infer. train and infer never include
-each other. The link-time half of this is src/CMakeLists.txt's layer_check_* executables.
+(docs/architecture.md): util <- data, models <- cpu, dist <- run <- train, infer. cpu and dist, and train
+and infer, never include each other. The link-time half of this is src/CMakeLists.txt's layer_check_* executables.
 
 usage: check_layers.py SRC_DIR
 """
@@ -12,10 +12,11 @@ ALLOWED = {
     "util": {"util"},
     "data": {"data", "util"},
     "models": {"models", "util"},
+    "cpu": {"cpu", "data", "models", "util"},
     "dist": {"dist", "models", "util"},
-    "run": {"run", "dist", "data", "models", "util"},
-    "train": {"train", "run", "dist", "data", "models", "util"},
-    "infer": {"infer", "run", "dist", "data", "models", "util"},
+    "run": {"run", "cpu", "dist", "data", "models", "util"},
+    "train": {"train", "run", "cpu", "dist", "data", "models", "util"},
+    "infer": {"infer", "run", "cpu", "dist", "data", "models", "util"},
 }
 
 src = sys.argv[1]

@@ -89,7 +89,7 @@ class SyntheticLoader {
 };
 
 // (x / 255 - mean) / std as x * scale + shift per RGB channel, in float32: the constants normalize_images
-// and the oneDNN plan's own input step (run/onednn_plan.h) both use.
+// and the oneDNN plan's own input step (cpu/onednn_plan.h) both use.
 struct PixelNormalization {
   std::array<float, 3> scale{}, shift{};
   bool operator==(const PixelNormalization&) const = default;

@@ -10,7 +10,7 @@ namespace convnets {
 
 EvalModeResult run_eval_mode(const RunConfig& config, const RunContext& context) {
   const DistEnv dist_env = run_dist_env(config);
-  const RunDevice device = setup_device(config.precision, dist_env.local_rank);
+  const RunDevice device = setup_device(config.precision, config.cpu, dist_env.local_rank);
   const std::unique_ptr<DataParallel> job = join_data_parallel(config, dist_env, device, context);
   ProcessGroup* group = job ? &job->group() : nullptr;
   const bool main_rank = !job || job->is_main();

@@ -20,11 +20,11 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
                                                            const RunContext& context) {
   require_single_process(config, "inference_benchmark");
   Console& console = *context.console;
-  const RunDevice device = setup_device(config.precision);
+  const RunDevice device = setup_device(config.precision, config.cpu);
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/true, console);
   const ResolvedData data = resolve_data(w.config);
   RunLogs logs(config, LogAccess::kReader, /*write_files=*/true, console);
-  InferenceModel form(w.model, config.model.arch, device, config.precision, &console);
+  InferenceModel form(w.model, config.model.arch, device, config.precision, config.cpu, &console);
   logs.parameters(config);
   std::vector<int64_t> sizes = config.benchmark.batch_sizes;
   if (sizes.empty()) sizes.push_back(config.eval_batch_size());

@@ -111,11 +111,11 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
   auto say = [&](const std::string& s) {
     config.predict.output == PredictFormat::kText ? console.info(s) : console.diagnostic(s);
   };
-  const RunDevice device = setup_device(config.precision);
+  const RunDevice device = setup_device(config.precision, config.cpu);
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
   const ResolvedData data = resolve_data(w.config);
   // The average, when there is one; in its inference form unless asked otherwise.
-  InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device, config.precision,
+  InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device, config.precision, config.cpu,
                       &console);
   result.class_names = load_class_names(config);
   if (result.class_names.empty() && config.model.num_classes == 1000)

@@ -118,6 +118,23 @@ InferenceGraph inference_graph(const ConvNetImpl& model, const std::string& arch
   return g;
 }
 
+torch::Tensor run_aten_op(const InferenceOp& op, const torch::Tensor& x, const torch::Tensor& other) {
+  switch (op.kind) {
+    case InferenceOpKind::kMaxPool:
+      return torch::max_pool2d(x, op.kernel, op.stride, op.padding);
+    case InferenceOpKind::kGlobalAvgPool:
+      return x.mean({2, 3}, /*keepdim=*/true);
+    case InferenceOpKind::kMul:
+      return x * other;
+    case InferenceOpKind::kAdd:
+      return activate_(x + other, op.activation);
+    case InferenceOpKind::kConv:
+    case InferenceOpKind::kLinear:
+      break;
+  }
+  throw std::logic_error(op.name + ": a convolution or classifier is not an ATen op here");
+}
+
 torch::Tensor run_inference_graph(const InferenceGraph& g, const torch::Tensor& input) {
   torch::NoGradGuard no_grad;
   const auto options = input.options();
@@ -125,33 +142,76 @@ torch::Tensor run_inference_graph(const InferenceGraph& g, const torch::Tensor& 
   v[0] = input;
   for (const auto& op : g.ops) {
     const torch::Tensor& x = v[static_cast<size_t>(op.input)];
+    const torch::Tensor other = op.other >= 0 ? v[static_cast<size_t>(op.other)] : torch::Tensor();
     torch::Tensor y;
     switch (op.kind) {
       case InferenceOpKind::kConv:
         y = torch::conv2d(op.same_padding ? pad_same(x, op.kernel, op.stride) : x, op.weight.to(options),
                           op.bias.to(options), op.stride, op.padding, 1, op.groups);
-        if (op.other >= 0) y = y + v[static_cast<size_t>(op.other)];
+        if (other.defined()) y = y + other;
         y = activate_(y, op.activation);
-        break;
-      case InferenceOpKind::kMaxPool:
-        y = torch::max_pool2d(x, op.kernel, op.stride, op.padding);
-        break;
-      case InferenceOpKind::kGlobalAvgPool:
-        y = x.mean({2, 3}, /*keepdim=*/true);
-        break;
-      case InferenceOpKind::kMul:
-        y = x * v[static_cast<size_t>(op.other)];
-        break;
-      case InferenceOpKind::kAdd:
-        y = activate_(x + v[static_cast<size_t>(op.other)], op.activation);
         break;
       case InferenceOpKind::kLinear:
         y = torch::linear(x.flatten(1), op.weight.to(options), op.bias.to(options));
         break;
+      default:
+        y = run_aten_op(op, x, other);
     }
     v[static_cast<size_t>(op.output)] = y;
   }
   return v[static_cast<size_t>(g.output)];
+}
+
+std::pair<int64_t, int64_t> op_padding(const InferenceOp& op, int64_t in) {
+  if (op.same_padding) return same_padding(in, op.kernel, op.stride);
+  return {op.padding, op.padding};
+}
+
+int64_t op_output_size(const InferenceOp& op, int64_t in) {
+  const auto [before, after] = op_padding(op, in);
+  return (in + before + after - op.kernel) / op.stride + 1;
+}
+
+std::vector<ValueShape> value_shapes(const InferenceGraph& g, const ValueShape& input) {
+  std::vector<ValueShape> shapes(static_cast<size_t>(g.num_values));
+  shapes[0] = input;
+  for (const InferenceOp& op : g.ops) {
+    const ValueShape& x = shapes[static_cast<size_t>(op.input)];
+    ValueShape y = x;
+    switch (op.kind) {
+      case InferenceOpKind::kConv:
+        if (op.weight.size(1) * op.groups != x.c)
+          throw std::invalid_argument("the input has " + std::to_string(x.c) + " channels, the model takes " +
+                                      std::to_string(op.weight.size(1) * op.groups));
+        y = {x.n, op.weight.size(0), op_output_size(op, x.h), op_output_size(op, x.w)};
+        break;
+      case InferenceOpKind::kMaxPool:
+        y = {x.n, x.c, op_output_size(op, x.h), op_output_size(op, x.w)};
+        break;
+      case InferenceOpKind::kGlobalAvgPool:
+        y = {x.n, x.c, 1, 1};
+        break;
+      case InferenceOpKind::kMul:
+      case InferenceOpKind::kAdd:
+        break;
+      case InferenceOpKind::kLinear:
+        if (x.h != 1 || x.w != 1)
+          throw std::invalid_argument(op.name + ": the classifier's input is " + std::to_string(x.h) + "x" +
+                                      std::to_string(x.w) + ", not the pooled 1x1 map");
+        y = {x.n, op.weight.size(0), 1, 1};
+        break;
+    }
+    if (y.h < 1 || y.w < 1)
+      throw std::invalid_argument(op.name + ": a " + std::to_string(x.h) + "x" + std::to_string(x.w) +
+                                  " map is too small for it");
+    shapes[static_cast<size_t>(op.output)] = y;
+  }
+  return shapes;
+}
+
+std::vector<int> op_reads(const InferenceOp& op) {
+  if (op.other >= 0) return {op.input, op.other};
+  return {op.input};
 }
 
 }  // namespace convnets

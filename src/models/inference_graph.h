@@ -1,7 +1,7 @@
 // The inference form of a model, built once from its weights: every BatchNorm folded into the convolution
 // before it (in float64, then cast), dropout and stochastic depth gone, and each activation and residual
 // addition attached to the convolution that produces it. One description serves every consumer: the ONNX
-// exporter (infer/onnx_export.h) writes it as a graph, the fast CPU path (run/fast_inference.h) runs it
+// exporter (infer/onnx_export.h) writes it as a graph, the fast CPU path (cpu/fast_inference.h) runs it
 // with fused oneDNN kernels, and run_inference_graph below runs it with plain ATen ops (the reference).
 //
 // Each model and block writes its own ops (ConvNetImpl::append_inference_ops, InferenceBlock), next to its
@@ -94,5 +94,26 @@ InferenceGraph inference_graph(const ConvNetImpl& model, const std::string& arch
 // Runs the graph with ATen's reference ops in `x`'s dtype (float32, or float64 for exact checks): the
 // logits. Matches the model's eval-mode forward up to rounding.
 torch::Tensor run_inference_graph(const InferenceGraph& graph, const torch::Tensor& x);
+// One op that no backend fuses (max pool, global average pool, the multiply, the add with its activation)
+// with ATen: the graph's reference, shared by run_inference_graph and the fused CPU form.
+torch::Tensor run_aten_op(const InferenceOp& op, const torch::Tensor& x, const torch::Tensor& other);
+
+// The graph's arithmetic, shared by every backend.
+// A value's shape: [n, c, h, w]; the logits are [n, classes, 1, 1].
+struct ValueShape {
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  bool operator==(const ValueShape&) const = default;
+};
+// A convolution's or pooling window's padding along an axis of size `in`: (before, after); TensorFlow's
+// "same" padding where the op has it, else its symmetric padding.
+std::pair<int64_t, int64_t> op_padding(const InferenceOp& op, int64_t in);
+// The size an op's window gives along an axis of size `in`.
+int64_t op_output_size(const InferenceOp& op, int64_t in);
+// Every value's shape for an input of shape `input` (value 0); throws std::invalid_argument naming the op
+// when a shape does not fit (the classifier on a map that is not 1x1, a residual of another shape).
+std::vector<ValueShape> value_shapes(const InferenceGraph& graph, const ValueShape& input);
+
+// The values each op reads (input, then the other operand) in order.
+std::vector<int> op_reads(const InferenceOp& op);
 
 }  // namespace convnets

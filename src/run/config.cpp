@@ -78,6 +78,10 @@ constexpr KeyGroup group_of<PrecisionConfig>() {
   return KeyGroup::kPrecision;
 }
 template <>
+constexpr KeyGroup group_of<CpuConfig>() {
+  return KeyGroup::kCpu;
+}
+template <>
 constexpr KeyGroup group_of<ParallelConfig>() {
   return KeyGroup::kParallel;
 }
@@ -410,6 +414,7 @@ std::vector<Key> build_keys() {
   using X = MixingConfig;
   using P = ProgressiveConfig;
   using Pr = PrecisionConfig;
+  using Cp = CpuConfig;
   using Pa = ParallelConfig;
   using Ck = CheckpointConfig;
   using Ou = OutputConfig;
@@ -617,26 +622,25 @@ std::vector<Key> build_keys() {
           "inference_form", Field<Pr, bool>{&C::precision, &Pr::inference_form},
           "evaluate / predict / benchmark the inference form (BatchNorm folded; fused oneDNN kernels on the "
           "CPU, bf16 with --amp where the CPU has it); false: the eager training-form model"),
-      choice("cpu_inference", Field<Pr, CpuInferenceKernels>{&C::precision, &Pr::cpu_inference},
+      // CPU.
+      integer("cpu_threads", Field<Cp, int64_t>{&C::cpu, &Cp::cpu_threads}, 0, 4096,
+              "CPU threads of LibTorch and oneDNN (one OpenMP pool); 0: OMP_NUM_THREADS, else every core"),
+      choice("cpu_inference", Field<Cp, CpuInferenceKernels>{&C::cpu, &Cp::cpu_inference},
              Names<CpuInferenceKernels>{{"plan", CpuInferenceKernels::kPlan},
                                         {"fused", CpuInferenceKernels::kFused}},
              "the CPU inference form's kernels: plan = a fixed oneDNN plan (primitives, weights and buffers "
-             "made "
-             "once per input shape), fused = LibTorch's fused oneDNN ops"),
-      integer("cpu_threads", Field<Pr, int64_t>{&C::precision, &Pr::cpu_threads}, 0, 4096,
-              "CPU threads of LibTorch and oneDNN (one OpenMP pool); 0: OMP_NUM_THREADS, else every core"),
-      choice("cpu_activation_layout", Field<Pr, ActivationLayout>{&C::precision, &Pr::cpu_activation_layout},
+             "made once per input shape), fused = LibTorch's fused oneDNN ops"),
+      choice("cpu_activation_layout", Field<Cp, ActivationLayout>{&C::cpu, &Cp::cpu_activation_layout},
              Names<ActivationLayout>{{"auto", ActivationLayout::kAuto},
                                      {"nhwc", ActivationLayout::kNhwc},
                                      {"nchw8c", ActivationLayout::kBlocked8},
                                      {"nchw16c", ActivationLayout::kBlocked16}},
              "the oneDNN plan's activation layout; auto: nhwc (the fastest measured, and every op has an "
-             "optimised kernel "
-             "in it)"),
-      boolean("cpu_autotune", Field<Pr, bool>{&C::precision, &Pr::cpu_autotune},
+             "optimised kernel in it)"),
+      boolean("cpu_autotune", Field<Cp, bool>{&C::cpu, &Cp::cpu_autotune},
               "the oneDNN plan times each convolution's implementations when it is built and keeps the "
               "fastest (like cudnn_benchmark; logits may then differ between runs in their last bits)"),
-      boolean("cpu_winograd", Field<Pr, bool>{&C::precision, &Pr::cpu_winograd},
+      boolean("cpu_winograd", Field<Cp, bool>{&C::cpu, &Cp::cpu_winograd},
               "the oneDNN plan runs 3x3 stride-1 convolutions with >= 64 channels as Winograd F(4x4, 3x3) on "
               "oneDNN's matmul (a quarter of the multiplications; float32 within the plan's tested bound); "
               "false: every convolution direct"),
@@ -761,6 +765,8 @@ const char* key_group_title(KeyGroup group) {
       return "Progressive training";
     case KeyGroup::kPrecision:
       return "Device and precision";
+    case KeyGroup::kCpu:
+      return "CPU";
     case KeyGroup::kParallel:
       return "Data parallel";
     case KeyGroup::kCheckpoints:

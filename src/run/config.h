@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "cpu/cpu_options.h"
 #include "data/resample.h"
 #include "data/transforms.h"
 #include "dist/grad_reducer.h"
 #include "dist/process_group.h"
 #include "models/init.h"
 #include "models/registry.h"
-#include "run/onednn_plan.h"
 
 namespace convnets {
 
@@ -34,6 +34,7 @@ enum class KeyGroup {
   kMixing,
   kProgressive,
   kPrecision,
+  kCpu,
   kParallel,
   kCheckpoints,
   kOutput,
@@ -163,9 +164,6 @@ struct ProgressiveConfig {
 
 enum class DeviceKind { kAuto, kCpu, kCuda };
 enum class AmpDtype { kBf16, kFp16 };
-// The CPU inference form's kernels: a fixed oneDNN plan (run/onednn_plan.h) or LibTorch's fused oneDNN ops
-// (run/fast_inference.h).
-enum class CpuInferenceKernels { kPlan, kFused };
 
 struct PrecisionConfig {
   DeviceKind device = DeviceKind::kAuto;
@@ -177,15 +175,21 @@ struct PrecisionConfig {
   bool channels_last = true;
   bool cudnn_benchmark = true;
   // eval, predict, inference_benchmark and train_and_eval's evaluation run the inference form (BatchNorm
-  // folded; fused oneDNN kernels on the CPU); false: the eager training-form model.
+  // folded; on the CPU the kernels of CpuConfig); false: the eager training-form model.
   bool inference_form = true;
-  CpuInferenceKernels cpu_inference = CpuInferenceKernels::kPlan;
+};
+
+// The CPU's threads and its inference form's kernels (src/cpu/).
+struct CpuConfig {
   int64_t cpu_threads = 0;  // LibTorch's and oneDNN's (one OpenMP pool); 0: OMP_NUM_THREADS or every core
-  ActivationLayout cpu_activation_layout = ActivationLayout::kAuto;  // the plan's
-  // The plan times oneDNN's implementations of each convolution and keeps the fastest.
+  CpuInferenceKernels cpu_inference = CpuInferenceKernels::kPlan;
+  // The oneDNN plan's options (cpu/cpu_options.h's PlanOptions).
+  ActivationLayout cpu_activation_layout = ActivationLayout::kAuto;
   bool cpu_autotune = false;
-  // The plan runs 3x3 stride-1 convolutions as Winograd F(4x4, 3x3) where that pays (run/winograd_conv.h).
   bool cpu_winograd = true;
+  PlanOptions plan_options() const {
+    return {.layout = cpu_activation_layout, .autotune = cpu_autotune, .winograd = cpu_winograd};
+  }
 };
 
 // Data parallel (launch with torchrun / srun / mpirun; one process per GPU).
@@ -257,6 +261,7 @@ struct RunConfig {
   MixingConfig mixing;
   ProgressiveConfig progressive;
   PrecisionConfig precision;
+  CpuConfig cpu;
   ParallelConfig parallel;
   CheckpointConfig checkpoints;
   OutputConfig output;

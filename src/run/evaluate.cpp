@@ -107,6 +107,7 @@ SplitEvaluator::SplitEvaluator(std::shared_ptr<const ImageSource> split, const R
       data_(resolve_data(config)),
       arch_(config.model.arch),
       precision_(config.precision),
+      cpu_(config.cpu),
       group_(group),
       console_(console),
       loader_(std::move(split),
@@ -117,7 +118,7 @@ SplitEvaluator::SplitEvaluator(std::shared_ptr<const ImageSource> split, const R
 }
 
 EvalResult SplitEvaluator::evaluate(const ConvNetPtr& model) {
-  InferenceModel form(model, arch_, device_, precision_, console_);
+  InferenceModel form(model, arch_, device_, precision_, cpu_, console_);
   form_ = form.describe();
   EvalResult r = convnets::evaluate(form, loader_, device_, data_, options_);
   return group_ ? sum_over_ranks(r, *group_) : r;

@@ -67,6 +67,7 @@ class SplitEvaluator {
   ResolvedData data_;
   std::string arch_;
   PrecisionConfig precision_;
+  CpuConfig cpu_;
   ProcessGroup* group_;
   Console* console_;
   Loader loader_;

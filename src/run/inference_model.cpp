@@ -3,15 +3,15 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "cpu/fast_inference.h"
+#include "cpu/onednn_plan.h"
 #include "data/loader.h"
 #include "run/autocast.h"
-#include "run/fast_inference.h"
-#include "run/onednn_plan.h"
 
 namespace convnets {
 
 InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const RunDevice& device,
-                               const PrecisionConfig& precision, Console* console)
+                               const PrecisionConfig& precision, const CpuConfig& cpu, Console* console)
     : model_(std::move(model)), device_(device) {
   description_ = "eager model";
   if (!precision.inference_form) {
@@ -31,7 +31,7 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
     return;
   }
   const bool bf16 = device.autocast && *device.autocast == torch::kBFloat16;
-  if (precision.cpu_inference == CpuInferenceKernels::kPlan) {
+  if (cpu.cpu_inference == CpuInferenceKernels::kPlan) {
     if (bf16 && !onednn_plan_bf16_supported()) {
       if (console)
         console->notice(
@@ -40,9 +40,8 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
       description_ += ", autocast bf16";
       return;
     }
-    plan_ = std::make_unique<OneDnnPlan>(
-        inference_graph(*model_, arch), bf16 ? torch::kBFloat16 : torch::kFloat,
-        precision.cpu_activation_layout, precision.cpu_autotune, precision.cpu_winograd);
+    plan_ = std::make_unique<OneDnnPlan>(inference_graph(*model_, arch),
+                                         bf16 ? torch::kBFloat16 : torch::kFloat, cpu.plan_options());
     description_ = std::string("inference form (BatchNorm folded, oneDNN plan, ") +
                    (bf16 ? "bfloat16" : "float32") + ")";
     return;

@@ -1,6 +1,6 @@
 // What evaluation, prediction and the inference benchmark run forward passes on: the model's inference form
 // by default (models/inference_graph.h: BatchNorm folded; on the CPU the fixed oneDNN plan of
-// run/onednn_plan.h, or with --cpu_inference fused LibTorch's fused oneDNN ops of run/fast_inference.h, in
+// cpu/onednn_plan.h, or with --cpu_inference fused LibTorch's fused oneDNN ops of cpu/fast_inference.h, in
 // bfloat16 with --amp where the CPU has it; on CUDA the folded graph with cuDNN),
 // or with --inference_form=false the eager training-form model in eval mode. Built from the model's
 // current weights: build it again after the weights change (train_and_eval does, at every evaluation).
@@ -23,11 +23,10 @@ class OneDnnPlan;
 class InferenceModel {
  public:
   // `precision.inference_form` false: the eager model (run in eval mode, whatever mode it is in); on the
-  // CPU, `precision.cpu_inference` and `cpu_activation_layout` pick the kernels. A bfloat16 request
-  // (device.autocast) on a CPU without native bfloat16 runs the eager model under autocast, with a notice on
-  // `console`.
+  // CPU, `cpu` picks the kernels and the plan's options. A bfloat16 request (device.autocast) on a CPU
+  // without native bfloat16 runs the eager model under autocast, with a notice on `console`.
   InferenceModel(ConvNetPtr model, const std::string& arch, const RunDevice& device,
-                 const PrecisionConfig& precision, Console* console = nullptr);
+                 const PrecisionConfig& precision, const CpuConfig& cpu, Console* console = nullptr);
   ~InferenceModel();
   InferenceModel(const InferenceModel&) = delete;
   InferenceModel& operator=(const InferenceModel&) = delete;

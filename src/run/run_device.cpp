@@ -19,10 +19,10 @@ void RunDevice::synchronize() const {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-RunDevice setup_device(const PrecisionConfig& p, int local_rank) {
+RunDevice setup_device(const PrecisionConfig& p, const CpuConfig& cpu, int local_rank) {
   RunDevice d;
   // One OpenMP pool serves LibTorch and the oneDNN plan (docs/architecture.md): this sets both.
-  if (p.cpu_threads > 0) at::set_num_threads(static_cast<int>(p.cpu_threads));
+  if (cpu.cpu_threads > 0) at::set_num_threads(static_cast<int>(cpu.cpu_threads));
   const bool cuda = torch::cuda::is_available();
   if (p.device == DeviceKind::kCuda && !cuda)
     throw std::runtime_error("device = cuda, but no CUDA device is available");

@@ -20,7 +20,7 @@ struct RunDevice {
 };
 
 // Throws when CUDA is asked for and absent. `local_rank`: which GPU of this node (data-parallel launches);
-// it becomes the current CUDA device.
-RunDevice setup_device(const PrecisionConfig& precision, int local_rank = 0);
+// it becomes the current CUDA device. `cpu.cpu_threads` sets the CPU's thread pool.
+RunDevice setup_device(const PrecisionConfig& precision, const CpuConfig& cpu, int local_rank = 0);
 
 }  // namespace convnets

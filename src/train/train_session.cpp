@@ -28,7 +28,7 @@ TrainSession::TrainSession(const RunConfig& config, TrainMode mode, const RunCon
       console_->info("removed " + std::to_string(n) + " temporary file(s) left in " + dir +
                      " by killed runs");
   }
-  device_ = setup_device(config.precision, env_.local_rank);
+  device_ = setup_device(config.precision, config.cpu, env_.local_rank);
   data_parallel_ = join_data_parallel(config, env_, device_, context);
   if (!main_rank()) {
     rank_console_ = std::make_unique<DiagnosticsOnly>(*context.console);

@@ -191,7 +191,7 @@ TEST_P(DamagedData, PredictNamesUnreadableFilesAndPredictsTheOthers) {
 TEST_P(DamagedData, AnEmptyBatchGivesNoLogits) {
   const RunConfig c = reader_config("good");
   ConvNetPtr model = create_model("resnet18", {.num_classes = 3});
-  InferenceModel form(model, "resnet18", setup_device(c.precision), c.precision);
+  InferenceModel form(model, "resnet18", setup_device(c.precision, c.cpu), c.precision, c.cpu);
   const torch::Tensor logits =
       form.forward_images(torch::zeros({0, 32, 32, 3}, torch::kUInt8), {0.5, 0.5, 0.5}, {0.2, 0.2, 0.2});
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{0, 3}));

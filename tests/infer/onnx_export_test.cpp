@@ -13,9 +13,9 @@
 
 #include "models/inference_graph.h"
 #include "models/registry.h"
-#include "run/fast_inference.h"
-#include "run/onednn_plan.h"
-#include "run/winograd_error_ratio.h"
+#include "cpu/fast_inference.h"
+#include "cpu/onednn_plan.h"
+#include "cpu/winograd_error_ratio.h"
 #include "test_support.h"
 #include "util/file_io.h"
 #include "util/safetensors.h"
@@ -103,7 +103,7 @@ TEST_P(InferenceForm, FoldedGraphEqualsTheModelInFloat64) {
 
 // A CPU form (the fused LibTorch kernels or the oneDNN plan) gives the eager model's logits: the bound the
 // eager model is held to against float64 (tests/parity), or 1e-4, times `algorithm_factor` (the plan's
-// Winograd convolutions round more than direct ones: run/winograd_error_ratio.h); the same top-5; at batch 8
+// Winograd convolutions round more than direct ones: cpu/winograd_error_ratio.h); the same top-5; at batch 8
 // and 1, and at 32 px, where the last stage runs on 1x1 maps.
 template <typename Form>
 void expect_cpu_form_gives_the_models_logits(const Case& c, Form& form, const char* form_name,
@@ -238,7 +238,7 @@ TEST_P(OddSizedMaps, EveryFormGivesTheEagerLogits) {
   }
   for (const auto layout :
        {ActivationLayout::kNhwc, ActivationLayout::kBlocked8, ActivationLayout::kBlocked16}) {
-    OneDnnPlan plan(graph, torch::kFloat, layout);
+    OneDnnPlan plan(graph, torch::kFloat, {.layout = layout});
     EXPECT_LT(testing::rel_error(plan.forward(x), eager), bound * testing::winograd_error_ratio())
         << "oneDNN plan, layout " << static_cast<int>(layout);
   }

@@ -3,15 +3,15 @@
 // gamma_n = n u / (1 - n u) (u = 2^-24) times the same computation on absolute values (|B^T| |d| |B|, |G| |g|
 // |G^T|, |A^T| . |A|), n the longest chain of roundings (C products summed, and the transforms' sums). A
 // wrong coefficient, tile offset or edge gives errors of the order of the outputs themselves, far outside it.
-#include "run/winograd_conv.h"
+#include "cpu/winograd_conv.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
 
-#include "run/winograd_error_ratio.h"
-#include "run/winograd_reference.h"
+#include "cpu/winograd_error_ratio.h"
+#include "cpu/winograd_reference.h"
 #include "test_support.h"
 
 namespace convnets {
@@ -99,7 +99,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, WinogradConvCases,
                          });
 
 // The plan-level bounds take Winograd's error ratio from the rounding-error model
-// (run/winograd_error_ratio.h), not from this implementation; here the implementation's own ratio, measured
+// (cpu/winograd_error_ratio.h), not from this implementation; here the implementation's own ratio, measured
 // against float64 beside a direct float32 convolution, must stay near the model's. A wrong transform
 // coefficient makes errors of the order of the outputs (a ratio of thousands); a kernel that rounds more than
 // the model allows shows as well.

@@ -38,7 +38,7 @@ class FastInference {
   const torch::Tensor& packed_weight(Conv& conv, const torch::Tensor& x);
 
   InferenceGraph graph_;
-  std::vector<size_t> last_use_;  // per value: the index of the last op that reads it
+  std::vector<int> last_read_;  // per value: the index of the last op that reads it (models/buffer_plan.h)
   torch::ScalarType dtype_;
   std::vector<Conv> convs_;  // per op (empty entries for non-convolutions)
   torch::Tensor fc_weight_, fc_bias_;

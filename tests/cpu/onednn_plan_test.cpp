@@ -2,7 +2,7 @@
 // calibrated comparison of every architecture is in tests/infer/onnx_export_test.cpp): each activation
 // layout gives the folded graph's float64 logits, buffers are shared, one OpenMP runtime serves LibTorch
 // and oneDNN, bad input is refused with a message.
-#include "run/onednn_plan.h"
+#include "cpu/onednn_plan.h"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
@@ -14,12 +14,12 @@
 #include <fstream>
 #include <set>
 
+#include "cpu/winograd_error_ratio.h"
 #include "data/loader.h"
 #include "models/inference_graph.h"
 #include "models/registry.h"
 #include "run/config.h"
 #include "run/run_device.h"
-#include "run/winograd_error_ratio.h"
 #include "test_support.h"
 
 namespace convnets {
@@ -64,7 +64,7 @@ TEST_P(OneDnnPlanLayouts, EveryLayoutGivesTheFoldedGraphsLogits) {
     if (onednn_cpu_isa().rfind("avx512", 0) == 0) layouts.push_back(ActivationLayout::kBlocked16);
   }
   for (const auto layout : layouts) {
-    OneDnnPlan plan(graph, torch::kFloat, layout);
+    OneDnnPlan plan(graph, torch::kFloat, {.layout = layout});
     const torch::Tensor logits = plan.forward(x);
     EXPECT_LT(testing::rel_error(logits, reference), bound) << "layout " << static_cast<int>(layout);
     // Batch 1 through a second plan of the same object, then the first again: no state leaks between plans.
@@ -73,7 +73,7 @@ TEST_P(OneDnnPlanLayouts, EveryLayoutGivesTheFoldedGraphsLogits) {
   }
   // --cpu_autotune: each convolution timed through oneDNN's implementations for this CPU's instruction set;
   // whichever wins, the logits are within the same bound and every step runs a kernel of that ISA.
-  OneDnnPlan tuned(graph, torch::kFloat, ActivationLayout::kAuto, /*autotune=*/true);
+  OneDnnPlan tuned(graph, torch::kFloat, {.autotune = true});
   EXPECT_LT(testing::rel_error(tuned.forward(x), reference), bound) << "autotuned";
   const auto chosen = tuned.describe({3, 3, 45, 45});
   const auto first_choice = OneDnnPlan(graph).describe({3, 3, 45, 45});
@@ -82,7 +82,7 @@ TEST_P(OneDnnPlanLayouts, EveryLayoutGivesTheFoldedGraphsLogits) {
   });
   EXPECT_EQ(winograd, arch == "resnet18") << "3x3 stride-1 convolutions with >= 64 channels and >= 16 tiles";
   if (arch == "resnet18") {  // and without it, every convolution direct: the same logits within the bound
-    OneDnnPlan direct(graph, torch::kFloat, ActivationLayout::kAuto, false, /*winograd=*/false);
+    OneDnnPlan direct(graph, torch::kFloat, {.winograd = false});
     for (const auto& line : direct.describe({3, 3, 45, 45}))
       EXPECT_EQ(line.find("winograd"), std::string::npos) << line;
     EXPECT_LT(testing::rel_error(direct.forward(x), reference), bound);
@@ -90,7 +90,7 @@ TEST_P(OneDnnPlanLayouts, EveryLayoutGivesTheFoldedGraphsLogits) {
   // Every convolution on a direct kernel: ResNeXt's 4-channel groups, which oneDNN 3.2 runs gemm-based on
   // AVX2, are merged into 8-channel ones (checked against the float64 logits above, in every layout).
   // On AVX2, 1x1 and depthwise convolutions on oneDNN's jit kernels, not its brgemm ones (its first choice
-  // there, measured slower: run/onednn_plan.cpp), but where the jit kernel has none: a stride-2 1x1 on an
+  // there, measured slower: cpu/onednn_plan.cpp), but where the jit kernel has none: a stride-2 1x1 on an
   // odd map (ResNet's last downsample at 45 px, 3x3 -> 2x2).
   bool jit_1x1 = false;
   for (const auto& line : first_choice)
@@ -115,6 +115,30 @@ TEST_P(OneDnnPlanLayouts, EveryLayoutGivesTheFoldedGraphsLogits) {
 INSTANTIATE_TEST_SUITE_P(Families, OneDnnPlanLayouts,
                          ::testing::Values("resnet18", "resnext50_32x4d", "efficientnet_b0",
                                            "efficientnet_v2_b0"));
+
+// Merged groups (block-diagonal weights) on whatever instruction set runs the suite: oneDNN merges ResNeXt's
+// 4-channel groups only where it has no direct kernel for them (AVX2), so the merge is forced here; the
+// logits stay within the float32 bound (derived as above) of the float64 graph.
+TEST(OneDnnPlan, MergedGroupsGiveTheFloat64LogitsOnAnyInstructionSet) {
+  ConvNetPtr model = randomised_model("resnext50_32x4d");
+  const InferenceGraph graph = inference_graph(*model, "resnext50_32x4d");
+  torch::manual_seed(4);
+  const torch::Tensor x = torch::randn({2, 3, 45, 45});
+  const torch::Tensor reference =
+      run_inference_graph(inference_graph(*model, "resnext50_32x4d", torch::kDouble), x.to(torch::kDouble));
+  const double bound = std::max(1e-5, 4 * testing::rel_error(run_inference_graph(graph, x), reference)) *
+                       testing::winograd_error_ratio();
+  OneDnnPlan merged(graph, torch::kFloat, {.group_merge = GroupMerge::kAlways});
+  const torch::Tensor logits = merged.forward(x);
+  EXPECT_LT(testing::rel_error(logits, reference), bound);
+  // Every grouped convolution but the depthwise ones (none here) merged: one per bottleneck, 16 of them.
+  const auto lines = merged.describe({2, 3, 45, 45});
+  EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
+                          [](const std::string& l) {
+                            return l.find(" (groups 32 merged into 16)") != std::string::npos;
+                          }),
+            16);
+}
 
 // Winograd where its tiles overhang the map: ResNet-18 at 56 px, batch 4, runs layer1 on 14x14 maps (4x4
 // tiles of 4 outputs, the last row and column half outside) and layer2 on 7x7 ones (2x2 tiles, 3 of 4 rows
@@ -207,12 +231,13 @@ TEST(OneDnnPlan, OneOpenMpRuntimeForBothLibraries) {
   const int before = torch::get_num_threads();
   PrecisionConfig precision;
   precision.device = DeviceKind::kCpu;
-  precision.cpu_threads = 3;
-  setup_device(precision, 0);
+  CpuConfig cpu;
+  cpu.cpu_threads = 3;
+  setup_device(precision, cpu, 0);
   EXPECT_EQ(torch::get_num_threads(), 3);
   EXPECT_EQ(omp_max_threads(), 3);
-  precision.cpu_threads = 1;
-  setup_device(precision, 0);
+  cpu.cpu_threads = 1;
+  setup_device(precision, cpu, 0);
   EXPECT_EQ(omp_max_threads(), 1);
   torch::set_num_threads(before);
 }
@@ -235,7 +260,7 @@ TEST(OneDnnPlan, NormalisesImagesAsTheLoaderDoes) {
       run_inference_graph(inference_graph(*model, "resnet18", torch::kDouble), x.to(torch::kDouble));
   const double bound = std::max(1e-5, 4 * testing::rel_error(run_inference_graph(graph, x), reference));
   for (const auto layout : {ActivationLayout::kAuto, ActivationLayout::kBlocked8}) {
-    OneDnnPlan plan(graph, torch::kFloat, layout);
+    OneDnnPlan plan(graph, torch::kFloat, {.layout = layout});
     const torch::Tensor expected = plan.forward(normalize_images(u8, mean, std).contiguous());
     EXPECT_LT(testing::rel_error(plan.forward_images(u8, mean, std), expected), bound)
         << static_cast<int>(layout);

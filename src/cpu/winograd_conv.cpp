@@ -1,4 +1,4 @@
-#include "run/winograd_conv.h"
+#include "cpu/winograd_conv.h"
 
 #include <ATen/Parallel.h>
 
@@ -206,6 +206,17 @@ WinogradConv::Matmul WinogradConv::make_matmul(int64_t rows, const dnnl::engine&
   mm.scratchpad = memory(pd.scratchpad_desc(), engine, nullptr);
   mm.impl = pd.impl_info_str();
   return mm;
+}
+
+int64_t WinogradConv::tiles(int64_t n, int64_t h, int64_t w) {
+  return n * ((h + kTile - 1) / kTile) * ((w + kTile - 1) / kTile);
+}
+
+bool WinogradConv::applies(const WinogradCase& c) {
+  return c.kernel == 3 && c.stride == 1 && c.groups == 1 && c.padding == std::array<int64_t, 4>{1, 1, 1, 1} &&
+         !c.residual && (c.activation == Activation::kReLU || c.activation == Activation::kNone) &&
+         c.in_channels >= kMinChannels && c.out_channels >= kMinChannels &&
+         tiles(c.batch, c.out_h, c.out_w) >= kMinTiles && supported(c.in_channels, c.out_channels);
 }
 
 bool WinogradConv::supported(int64_t in_channels, int64_t out_channels) {

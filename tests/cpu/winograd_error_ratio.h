@@ -1,17 +1,17 @@
 // How much more float32 rounding error the oneDNN plan's Winograd F(4x4, 3x3) convolutions make than direct
 // ones, for the plan-level bounds: derived from the rounding-error model of both computations
-// (run/winograd_reference.h) on one realistic layer (64 channels, post-ReLU input, He-scaled weights, 16x16
+// (cpu/winograd_reference.h) on one realistic layer (64 channels, post-ReLU input, He-scaled weights, 16x16
 // maps), never measured on the implementation under test. A forward's error is, to first order, a sum of its
 // layers' rounding errors, each this factor larger where a layer runs Winograd, so a bound derived for the
 // direct convolutions, times this factor (at least 1), holds for a plan with Winograd layers.
-// tests/run/winograd_conv_test.cpp checks that the implementation's measured ratio stays near this one.
+// tests/cpu/winograd_conv_test.cpp checks that the implementation's measured ratio stays near this one.
 #pragma once
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "run/winograd_reference.h"
+#include "cpu/winograd_reference.h"
 
 namespace convnets::testing {
 

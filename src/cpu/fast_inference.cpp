@@ -1,4 +1,4 @@
-#include "run/fast_inference.h"
+#include "cpu/fast_inference.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/types.h>
@@ -6,6 +6,8 @@
 
 #include <stdexcept>
 #include <string_view>
+
+#include "models/buffer_plan.h"
 
 namespace convnets {
 namespace {
@@ -111,12 +113,7 @@ FastInference::FastInference(const InferenceGraph& graph, torch::ScalarType dtyp
   // Which values are 1x1 maps: the outputs of global pooling and what is computed from them alone.
   std::vector<bool> one_by_one(static_cast<size_t>(graph_.num_values), false);
   convs_.resize(graph_.ops.size());
-  last_use_.assign(static_cast<size_t>(graph_.num_values), graph_.ops.size());
-  for (size_t i = 0; i < graph_.ops.size(); ++i) {
-    last_use_[static_cast<size_t>(graph_.ops[i].input)] = i;
-    if (graph_.ops[i].other >= 0) last_use_[static_cast<size_t>(graph_.ops[i].other)] = i;
-  }
-  last_use_[static_cast<size_t>(graph_.output)] = graph_.ops.size();
+  last_read_ = last_reads(buffer_uses(graph_), graph_.num_values);
   for (size_t i = 0; i < graph_.ops.size(); ++i) {
     const InferenceOp& op = graph_.ops[i];
     if (op.kind == InferenceOpKind::kGlobalAvgPool) one_by_one[static_cast<size_t>(op.output)] = true;
@@ -178,8 +175,9 @@ torch::Tensor FastInference::forward(const torch::Tensor& input) {
         const std::vector<int64_t> padding{op.padding, op.padding}, stride{op.stride, op.stride},
             dilation{1, 1};
         const torch::Tensor& w = packed_weight(c, x);
-        const auto out_size = [&](int64_t in) { return (in + 2 * op.padding - op.kernel) / op.stride + 1; };
-        if (op.other >= 0 && out_size(x.size(2)) * out_size(x.size(3)) == 1) {
+        const torch::Tensor& unpadded = v[static_cast<size_t>(op.input)];
+        if (op.other >= 0 &&
+            op_output_size(op, unpadded.size(2)) * op_output_size(op, unpadded.size(3)) == 1) {
           // oneDNN cannot create the binary post-op's memory for a 1x1 map ("could not create a memory",
           // torch 2.11): convolution, then the residual add and the activation as separate ops.
           y = conv_pointwise().call(x, w, c.bias, padding, stride, dilation, op.groups, "none", no_scalars,
@@ -200,27 +198,17 @@ torch::Tensor FastInference::forward(const torch::Tensor& input) {
         }
         break;
       }
-      case InferenceOpKind::kMaxPool:
-        y = torch::max_pool2d(x, op.kernel, op.stride, op.padding);
-        break;
-      case InferenceOpKind::kGlobalAvgPool:
-        y = x.mean({2, 3}, /*keepdim=*/true);
-        break;
-      case InferenceOpKind::kMul:
-        y = x * v[static_cast<size_t>(op.other)];
-        break;
-      case InferenceOpKind::kAdd:
-        y = activate_(x + v[static_cast<size_t>(op.other)], op.activation);
-        break;
       case InferenceOpKind::kLinear:
         y = linear_pointwise().call(x.flatten(1), fc_weight_, fc_bias_, "none", no_scalars, std::nullopt);
         break;
+      default:
+        y = run_aten_op(op, x, op.other >= 0 ? v[static_cast<size_t>(op.other)] : torch::Tensor());
     }
     v[static_cast<size_t>(op.output)] = std::move(y);
     // Values nobody reads again are released at once (the graph is a chain with short skips).
-    if (last_use_[static_cast<size_t>(op.input)] == i) v[static_cast<size_t>(op.input)] = torch::Tensor();
-    if (op.other >= 0 && last_use_[static_cast<size_t>(op.other)] == i)
-      v[static_cast<size_t>(op.other)] = torch::Tensor();
+    for (const int read : op_reads(op))
+      if (last_read_[static_cast<size_t>(read)] == static_cast<int>(i))
+        v[static_cast<size_t>(read)] = torch::Tensor();
   }
   return v[static_cast<size_t>(graph_.output)].to(torch::kFloat);
 }

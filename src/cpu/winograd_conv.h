@@ -7,6 +7,7 @@
 #pragma once
 #include <torch/types.h>
 
+#include <array>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 
@@ -14,10 +15,28 @@
 
 namespace convnets {
 
+// A convolution as WinogradConv::applies sees it.
+struct WinogradCase {
+  int64_t in_channels = 0, out_channels = 0, kernel = 0, stride = 0, groups = 1;
+  std::array<int64_t, 4> padding{};  // top, bottom, left, right
+  bool residual = false;             // a residual added before the activation
+  Activation activation = Activation::kNone;
+  int64_t batch = 0, out_h = 0, out_w = 0;
+};
+
 class WinogradConv {
  public:
   // Whether the channel counts suit the transforms (multiples of their vector of 8).
   static bool supported(int64_t in_channels, int64_t out_channels);
+  // Tiles of 4x4 outputs a batch of n maps of h x w outputs takes (the last row and column may overhang).
+  static int64_t tiles(int64_t n, int64_t h, int64_t w);
+  // Where Winograd beats oneDNN's direct kernel (bench/winograd_bench.cpp): a 3x3 stride-1 convolution with
+  // padding 1, no groups, no residual, whose matrix products have rows (tiles) and columns (channels) enough:
+  // >= kMinChannels in and out, >= kMinTiles (ResNet-50's 7x7 maps at batch 1, 4 tiles, run 0.62x); ReLU or
+  // no activation (SiLU's exponentials in the output transform cost more than the products saved: V2-S's 64
+  // -> 256 expansions at 28 px run 0.91-0.95x).
+  static constexpr int64_t kMinChannels = 64, kMinTiles = 16;
+  static bool applies(const WinogradCase& c);
   // `weight`: float32 [K, C, 3, 3]; `bias`: float32 [K]; input [n, C, h, w] -> [n, K, h, w].
   WinogradConv(const torch::Tensor& weight, const torch::Tensor& bias, Activation act, int64_t n, int64_t h,
                int64_t w, const dnnl::engine& engine, dnnl::stream& stream);

@@ -1,4 +1,4 @@
-// Winograd F(4x4, 3x3) written out independently of run/winograd_conv.cpp, in float64, for the tests: the
+// Winograd F(4x4, 3x3) written out independently of cpu/winograd_conv.cpp, in float64, for the tests: the
 // transform matrices (interpolation points 0, 1, -1, 1/2, -2 and infinity), the magnitudes behind the
 // worst-case bound, and the error ratio against a direct convolution that follows from a rounding-error model
 // of both computations.
