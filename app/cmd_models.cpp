@@ -21,7 +21,7 @@ void add_models_command(CLI::App& app) {
       std::printf("%-20s %12lld %6lld %6lld %6.3f %-12s %-9s %7.2f  %s\n", e.name.c_str(),
                   static_cast<long long>(params), static_cast<long long>(e.data.train_size),
                   static_cast<long long>(e.data.eval_size), e.data.crop_pct, crop_mode_name(e.data.crop_mode),
-                  e.data.interpolation.c_str(), e.dropout, e.recipe.name.c_str());
+                  interpolation_name(e.data.interpolation), e.dropout, e.recipe.name.c_str());
       if (!*verbose) continue;
       std::string line;
       for (const auto& [key, value] : e.recipe.values) line += (line.empty() ? "" : " ") + key + "=" + value;

@@ -194,10 +194,10 @@ void add_mode(CLI::App& app, const Mode& mode) {
 }  // namespace
 
 void add_run_commands(CLI::App& app) {
-  const std::set<KeyGroup> training = {K::kModel,       K::kInit,        K::kData,         K::kTrainInput,
-                                       K::kEvalInput,   K::kIterations,  K::kOptimisation, K::kSchedule,
-                                       K::kMixing,      K::kProgressive, K::kPrecision,    K::kCpu,         K::kParallel,
-                                       K::kCheckpoints, K::kOutput};
+  const std::set<KeyGroup> training = {K::kModel,     K::kInit,        K::kData,         K::kTrainInput,
+                                       K::kEvalInput, K::kIterations,  K::kOptimisation, K::kSchedule,
+                                       K::kMixing,    K::kProgressive, K::kPrecision,    K::kCpu,
+                                       K::kParallel,  K::kCheckpoints, K::kOutput};
   std::set<KeyGroup> benchmark = training;
   benchmark.erase(K::kEvalInput);
   benchmark.erase(K::kCheckpoints);
@@ -216,26 +216,27 @@ void add_run_commands(CLI::App& app) {
                    reuse_freed_memory();
                    run_eval_mode(c, app_context());
                  }});
-  add_mode(app, {"predict",
-                 "Top-k classes of --to_predict (an image or a directory of images)",
-                 {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput, K::kPredict},
-                 true,
-                 [](const RunConfig& c) {
-                   reuse_freed_memory();
-                   const RunContext context = app_context();
-                   const PredictResult r = run_predict(c, context);
-                   if (!r.predictions.empty()) context.console->info(format_predictions(r, c.predict.output));
-                   c.predict.output == PredictFormat::kText ? context.console->info(r.summary)
-                                                            : context.console->diagnostic(r.summary);
-                   if (r.predictions.empty())
-                     throw std::runtime_error("none of the " + std::to_string(r.files) +
-                                              " images could be read (each named above): nothing predicted");
-                   if (!r.unreadable.empty()) {
-                     throw std::runtime_error(
-                         std::to_string(r.unreadable.size()) + " of " + std::to_string(r.files) +
-                         " images could not be read (listed above); the others were predicted");
-                   }
-                 }});
+  add_mode(
+      app,
+      {"predict",
+       "Top-k classes of --to_predict (an image or a directory of images)",
+       {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput, K::kPredict},
+       true,
+       [](const RunConfig& c) {
+         reuse_freed_memory();
+         const RunContext context = app_context();
+         const PredictResult r = run_predict(c, context);
+         if (!r.predictions.empty()) context.console->info(format_predictions(r, c.predict.output));
+         c.predict.output == PredictFormat::kText ? context.console->info(r.summary)
+                                                  : context.console->diagnostic(r.summary);
+         if (r.predictions.empty())
+           throw std::runtime_error("none of the " + std::to_string(r.files) +
+                                    " images could be read (each named above): nothing predicted");
+         if (!r.unreadable.empty()) {
+           throw std::runtime_error(std::to_string(r.unreadable.size()) + " of " + std::to_string(r.files) +
+                                    " images could not be read (listed above); the others were predicted");
+         }
+       }});
   add_mode(app, {"training_benchmark",
                  "Training throughput (synthetic data without --data_dir); --warmup_steps are left out",
                  benchmark, false, train(TrainMode::kBenchmark)});
@@ -243,7 +244,8 @@ void add_run_commands(CLI::App& app) {
            {"inference_benchmark",
             "Forward-pass throughput and latency percentiles over --batch_sizes (--num_iter batches with "
             "--iter_unit batch, else 100)",
-            {K::kModel, K::kWeights, K::kEvalInput, K::kIterations, K::kPrecision, K::kCpu, K::kOutput, K::kBenchmark},
+            {K::kModel, K::kWeights, K::kEvalInput, K::kIterations, K::kPrecision, K::kCpu, K::kOutput,
+             K::kBenchmark},
             true,
             [](const RunConfig& c) {
               reuse_freed_memory();

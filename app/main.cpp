@@ -5,7 +5,9 @@
 #include "commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"convnets: ResNet v1.5 and EfficientNet v1 image classifiers in native C++ (LibTorch)"};
+  CLI::App app{
+      "convnets: train, evaluate, benchmark and export ConvNet image classifiers in native C++ (LibTorch); "
+      "`convnets models` lists the architectures"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   convnets::app::add_models_command(app);

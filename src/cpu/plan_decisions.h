@@ -17,7 +17,7 @@ namespace convnets {
 // nhwc for kAuto: as fast as the blocked layouts for every family on AVX-512 and AVX2, and the one layout
 // where oneDNN 3.2 has an optimised kernel for every op of every family (a grouped convolution with fewer
 // channels per group than the block, or a broadcast multiply in nChw8c on AVX-512, runs its reference
-// kernel in the blocked ones, ~100x slower).
+// kernel in the blocked ones, two orders of magnitude slower).
 ActivationLayout resolved_layout(ActivationLayout layout);
 
 // One op as the plan runs it: the graph's op, with the operands a rewrite may have changed.
@@ -34,8 +34,9 @@ std::vector<PlanOp> plan_ops(const InferenceGraph& graph);
 // Batch 1, float32: a squeeze-excitation gate multiplying a map that only a 1x1 stride-1 convolution reads is
 // folded into that convolution's weights (C x Cout products in place of H x W x C) where the map has at
 // least kGateFoldMinPositionsPerChannel positions per output channel of the convolution: the scaling reorder
-// into the packed weights costs ~4x the multiply per value plus a fixed cost. The multiply is dropped and
-// the convolution reads the map itself, with `gate` set.
+// into the packed weights costs several times the multiply per value, plus a fixed cost (the README's CPU
+// inference section has the measurement). The multiply is dropped and the convolution reads the map itself,
+// with `gate` set.
 constexpr int64_t kGateFoldMinPositionsPerChannel = 16;
 std::vector<PlanOp> fold_batch_one_gates(std::vector<PlanOp> ops, const std::vector<ValueShape>& shapes,
                                          bool float32);
@@ -51,7 +52,7 @@ inline constexpr const char* kBrgemm1x1Avx2 = "brgconv_1x1:avx2";
 inline constexpr const char* kJit1x1Avx2 = "jit_1x1:avx2";
 inline constexpr const char* kBrgemmDepthwiseAvx2 = "brdgmm_dw:avx2";
 inline constexpr const char* kJitDepthwiseAvx2 = "jit_dw:avx2";
-// The most implementations of one primitive the plan walks through (oneDNN 3.2 offers at most ~6 per ISA).
+// The most implementations of one primitive the plan walks through (oneDNN 3.2 offers fewer per ISA).
 constexpr int kMaxImplementations = 8;
 
 // The implementation a convolution runs in place of oneDNN's first choice (""; keep it). On AVX2 (no AVX-512)
@@ -63,10 +64,10 @@ std::string preferred_implementation(const std::string& first_choice, const Infe
 
 // How many neighbouring groups of a grouped convolution to merge into one (1: none). Groups narrower than the
 // CPU's vector (ResNeXt's first stage: 4 channels, on AVX2) have no direct kernel in oneDNN 3.2, which falls
-// back to its gemm-based convolution (~6 GFLOP/s on AVX2); m groups merged, their weights block-diagonal (the
-// same sums, m x the products), give groups a direct kernel takes (8 channels: ~68 GFLOP/s). The smallest m
-// (a power of 2 dividing the groups and leaving more than one) for which `has_direct_kernel(groups / m)`;
-// kAlways merges by 2 where the groups allow, whatever the kernels.
+// back to its gemm-based convolution, an order of magnitude slower; m groups merged, their weights
+// block-diagonal (the same sums, m x the products), give groups a direct kernel takes (bench/winograd_bench
+// --kernels measures both). The smallest m (a power of 2 dividing the groups and leaving more than one) for
+// which `has_direct_kernel(groups / m)`; kAlways merges by 2 where the groups allow, whatever the kernels.
 int64_t group_merge_factor(int64_t groups, int64_t in_channels, GroupMerge policy,
                            const std::function<bool(int64_t merged_groups)>& has_direct_kernel);
 // Whether an implementation name is oneDNN's gemm-based convolution (no direct kernel).

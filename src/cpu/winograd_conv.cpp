@@ -20,8 +20,8 @@ using DataType = memory::data_type;
 namespace {
 
 // F(4x4, 3x3) from the interpolation points 0, 1, -1, 1/2, -2 and infinity (Toom-Cook): Y = A^T [(G g G^T) .
-// (B^T d B)] A is the 3x3 cross-correlation of the 6x6 tile d with g. These points round to ~3x the direct
-// convolution's float32 error, Lavin and Gray's 0, +-1, +-2 to ~4.5x (docs/architecture.md); B^T and A^T hold
+// (B^T d B)] A is the 3x3 cross-correlation of the 6x6 tile d with g. These points round less than Lavin and
+// Gray's 0, +-1, +-2 (docs/architecture.md has the measurement); B^T and A^T hold
 // binary fractions only, exact in float32.
 constexpr int kTile = 4, kAlpha = 6;
 constexpr float kBt[kAlpha][kAlpha] = {{1, -1.5f, -2, 1.5f, 1, 0}, {0, -1, 0.5f, 2.5f, 1, 0},

@@ -30,11 +30,11 @@ class WinogradConv {
   static bool supported(int64_t in_channels, int64_t out_channels);
   // Tiles of 4x4 outputs a batch of n maps of h x w outputs takes (the last row and column may overhang).
   static int64_t tiles(int64_t n, int64_t h, int64_t w);
-  // Where Winograd beats oneDNN's direct kernel (bench/winograd_bench.cpp): a 3x3 stride-1 convolution with
-  // padding 1, no groups, no residual, whose matrix products have rows (tiles) and columns (channels) enough:
-  // >= kMinChannels in and out, >= kMinTiles (ResNet-50's 7x7 maps at batch 1, 4 tiles, run 0.62x); ReLU or
-  // no activation (SiLU's exponentials in the output transform cost more than the products saved: V2-S's 64
-  // -> 256 expansions at 28 px run 0.91-0.95x).
+  // Where Winograd beats oneDNN's direct kernel (bench/winograd_bench.cpp measures it; the README has the
+  // figures): a 3x3 stride-1 convolution with padding 1, no groups, no residual, whose matrix products have
+  // rows (tiles) and columns (channels) enough, >= kMinChannels in and out and >= kMinTiles (ResNet-50's 7x7
+  // maps at batch 1 have 4, and lose); ReLU or no activation (SiLU's exponentials in the output transform
+  // cost more than the products save).
   static constexpr int64_t kMinChannels = 64, kMinTiles = 16;
   static bool applies(const WinogradCase& c);
   // `weight`: float32 [K, C, 3, 3]; `bias`: float32 [K]; input [n, C, h, w] -> [n, K, h, w].

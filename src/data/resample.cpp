@@ -122,12 +122,6 @@ ImageU8 horizontal(const ImageU8& in, int out_width, int row0, int rows, const C
 
 }  // namespace
 
-Interpolation parse_interpolation(const std::string& name) {
-  if (name == "bilinear") return Interpolation::kBilinear;
-  if (name == "bicubic") return Interpolation::kBicubic;
-  throw std::invalid_argument("interpolation '" + name + "' is not one of: bilinear, bicubic");
-}
-
 ImageU8 resize(const ImageU8& in, int out_width, int out_height, Interpolation filter, const Box& box) {
   if (out_width <= 0 || out_height <= 0) throw std::invalid_argument("resize: output size must be positive");
   if (box.x0 < 0 || box.y0 < 0 || box.x1 > in.width || box.y1 > in.height || box.x0 >= box.x1 ||

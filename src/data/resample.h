@@ -5,11 +5,9 @@
 #include <string>
 
 #include "data/image.h"
+#include "util/interpolation.h"
 
 namespace convnets {
-
-enum class Interpolation { kBilinear, kBicubic };
-Interpolation parse_interpolation(const std::string& name);  // "bilinear" | "bicubic"
 
 // Source rectangle in (fractional) pixel coordinates of `in`.
 struct Box {

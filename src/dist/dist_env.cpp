@@ -3,22 +3,18 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "util/parse_number.h"
+
 namespace convnets {
 namespace {
 
 int parse_int(const std::string& name, const std::string& value, int min_value) {
-  size_t used = 0;
-  long v = 0;
-  try {
-    v = std::stol(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || v < min_value || v > 1'000'000) {
+  const std::optional<int64_t> v = parse_int64(value);
+  if (!v || *v < min_value || *v > 1'000'000) {
     throw std::invalid_argument("environment variable " + name + "='" + value +
                                 "': expected an integer >= " + std::to_string(min_value));
   }
-  return static_cast<int>(v);
+  return static_cast<int>(*v);
 }
 
 int required_int(const EnvLookup& env, const std::string& name, int min_value, const std::string& launcher) {

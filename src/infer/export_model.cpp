@@ -7,7 +7,6 @@
 #include "infer/weights_for_inference.h"
 #include "models/inference_graph.h"
 #include "models/registry.h"
-#include "run/class_names.h"
 #include "run/data_setup.h"
 #include "util/file_io.h"
 #include "util/sha256.h"
@@ -38,7 +37,7 @@ ExportResult run_export(const RunConfig& given, const RunContext& context) {
   if (options.onnx_output.empty() && options.triton_repository.empty())
     throw std::invalid_argument("export needs --onnx_output FILE.onnx, --triton_repository DIR, or both");
   RunConfig config = given;
-  if (options.export_image_size > 0) config.eval_input.eval_image_size = options.export_image_size;
+  if (options.export_image_size) config.eval_input.eval_image_size = options.export_image_size;
   // Export reads weights on the CPU in float32; the file's own precision is export_fp16.
   RunDevice cpu;
   const LoadedWeights w = load_for_inference(config, cpu, /*allow_random=*/false, console);
@@ -47,8 +46,7 @@ ExportResult run_export(const RunConfig& given, const RunContext& context) {
   const bool ema = w.ema_model != nullptr;
   const InferenceGraph graph = inference_graph(ema ? *w.ema_model : *w.model, config.model.arch);
 
-  std::vector<std::string> names = load_class_names(config);
-  if (names.empty() && config.model.num_classes == 1000) names = imagenet_class_names();
+  std::vector<std::string> names = class_names_or_imagenet(config);
   if (names.empty()) {
     for (int64_t c = 0; c < config.model.num_classes; ++c) names.push_back(std::to_string(c));
   }
@@ -68,24 +66,23 @@ ExportResult run_export(const RunConfig& given, const RunContext& context) {
   o.topk = options.export_topk;
   o.fp16 = options.export_fp16;
   o.producer_version = CONVNETS_VERSION;
-  o.metadata = {
-      {"convnets.arch", config.model.arch},
-      {"convnets.num_classes", std::to_string(config.model.num_classes)},
-      {"convnets.image_size", std::to_string(data.eval_size)},
-      {"convnets.mean", triple(data.mean)},
-      {"convnets.std", triple(data.std)},
-      {"convnets.input", "float32 NCHW RGB, (pixel / 255 - mean) / std"},
-      {"convnets.interpolation", data.interpolation == Interpolation::kBicubic ? "bicubic" : "bilinear"},
-      {"convnets.crop_fraction", number(crop_fraction)},
-      {"convnets.eval_crop", crop_rule},
-      {"convnets.class_names",
-       nlohmann::json(names).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
-      {"convnets.weights", w.source},
-      {"convnets.weights_sha256", sha256_hex(read_file(w.source))},
-      {"convnets.exported_weights", ema ? "ema" : "raw"},
-      {"convnets.precision", options.export_fp16 ? "float16" : "float32"},
-      {"convnets.batch_norm", w.batch_norm.describe() + ", folded into the convolutions"},
-      {"convnets.version", CONVNETS_VERSION}};
+  o.metadata = {{"convnets.arch", config.model.arch},
+                {"convnets.num_classes", std::to_string(config.model.num_classes)},
+                {"convnets.image_size", std::to_string(data.eval_size)},
+                {"convnets.mean", triple(data.mean)},
+                {"convnets.std", triple(data.std)},
+                {"convnets.input", "float32 NCHW RGB, (pixel / 255 - mean) / std"},
+                {"convnets.interpolation", interpolation_name(data.interpolation)},
+                {"convnets.crop_fraction", number(crop_fraction)},
+                {"convnets.eval_crop", crop_rule},
+                {"convnets.class_names",
+                 nlohmann::json(names).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
+                {"convnets.weights", w.source},
+                {"convnets.weights_sha256", sha256_hex(read_file(w.source))},
+                {"convnets.exported_weights", ema ? "ema" : "raw"},
+                {"convnets.precision", options.export_fp16 ? "float16" : "float32"},
+                {"convnets.batch_norm", w.batch_norm.describe() + ", folded into the convolutions"},
+                {"convnets.version", CONVNETS_VERSION}};
   const std::string bytes = onnx_model_bytes(graph, o);
 
   ExportResult result;

@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "run/class_names.h"
+
 namespace convnets {
 
 extern const char* const kImageNetClassNamesText;  // generated from resources/imagenet_classes.txt
@@ -16,6 +18,12 @@ const std::vector<std::string>& imagenet_class_names() {
     }
     return out;
   }();
+  return names;
+}
+
+std::vector<std::string> class_names_or_imagenet(const RunConfig& config) {
+  std::vector<std::string> names = load_class_names(config);
+  if (names.empty() && config.model.num_classes == 1000) names = imagenet_class_names();
   return names;
 }
 

@@ -15,7 +15,6 @@
 #include "infer/imagenet_classes.h"
 #include "infer/modes.h"
 #include "infer/weights_for_inference.h"
-#include "run/class_names.h"
 #include "run/data_setup.h"
 #include "run/inference_model.h"
 #include "run/parallel_setup.h"
@@ -115,15 +114,12 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
   const ResolvedData data = resolve_data(w.config);
   // The average, when there is one; in its inference form unless asked otherwise.
-  InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device, config.precision, config.cpu,
-                      &console);
-  result.class_names = load_class_names(config);
-  if (result.class_names.empty() && config.model.num_classes == 1000)
-    result.class_names = imagenet_class_names();
+  InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device, config.precision,
+                      config.cpu, &console);
+  result.class_names = class_names_or_imagenet(config);
   const EvalTransformOptions transform = eval_transform_options(w.config);
-  const int64_t batch = config.eval_input.eval_batch_size > 0
-                            ? config.eval_input.eval_batch_size
-                            : std::min<int64_t>(config.iterations.batch_size, 32);
+  const int64_t batch =
+      config.eval_input.eval_batch_size.value_or(std::min<int64_t>(config.iterations.batch_size, 32));
   const int64_t k = std::min(config.predict.topk, config.model.num_classes);
   say("predicting " + std::to_string(files.size()) + " image(s) with " + w.source +
       (w.ema_model ? " (EMA weights)" : "") + "; " + w.batch_norm.describe() + "; " + form.describe());

@@ -45,7 +45,7 @@ LoadedWeights load_for_inference(const RunConfig& config, const RunDevice& devic
     console.warning("no --weights and no checkpoint in model_dir; using the random initialisation");
     w.source = "random init";
     w.config = with_recipe_conventions(config);
-    w.batch_norm = {*w.config.model.bn_eps, *w.config.model.bn_momentum, "recipe"};
+    w.batch_norm = {{*w.config.model.bn_eps, *w.config.model.bn_momentum}, "recipe"};
     w.model = build_model(w.config, device.device);
     w.model->eval();
     return w;

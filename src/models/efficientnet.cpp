@@ -23,7 +23,7 @@ int64_t round_repeats(int64_t repeats, double depth_mult) {
   return static_cast<int64_t>(std::ceil(static_cast<double>(repeats) * depth_mult));
 }
 
-MBConvImpl::MBConvImpl(const MBConvStageConfig& c, double drop_rate, const BatchNormConfig& bn,
+MBConvImpl::MBConvImpl(const MBConvStageConfig& c, double drop_rate, const BatchNormSettings& bn,
                        Padding padding)
     : drop_rate_(drop_rate), use_residual_(c.stride == 1 && c.in_channels == c.out_channels) {
   const int64_t expanded =
@@ -62,7 +62,7 @@ int MBConvImpl::append_inference_ops(GraphBuilder& b, int input, const std::stri
 }
 
 EfficientNetImpl::EfficientNetImpl(const EfficientNetOptions& o) : ConvNetImpl("EfficientNet"), options_(o) {
-  const BatchNormConfig bn{o.bn_momentum(), o.bn_eps()};
+  const BatchNormSettings bn = o.batch_norm();
   std::vector<MBConvStageConfig> stages;
   int64_t total_blocks = 0;
   for (auto c : efficientnet_b0_stages()) {

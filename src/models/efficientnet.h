@@ -25,10 +25,12 @@ int64_t round_repeats(int64_t repeats, double depth_mult);
 // convolution, biases zero, BatchNorm reset, the classifier U(+-sqrt(1 / classes)).
 void reset_efficientnet_parameters(torch::nn::Module& model, torch::nn::LinearImpl& fc);
 
-struct ModelOverrides;
-// The knobs V1 and V2 take (dropout, stochastic depth, BatchNorm; fan_out init only; no zero-init residual,
-// no SE width); V1 also refuses TensorFlow padding (its checks add that).
-void efficientnet_check(const ModelOverrides& overrides);
+// NVIDIA's TF2 EfficientNet recipes (docs/recipes.md), V1's and V2's alike: RMSprop with epsilon inside the
+// square root, LR 0.005 per 128 images, cosine after 5 warmup epochs, label smoothing 0.1, Keras l2 5e-6 (=
+// weight decay 1e-5) off BatchNorm and depthwise kernels, EMA 0.9999, fan_out init; then `own`, a model's
+// own values (augmentation, mixing, stages, epochs, batch).
+std::vector<std::pair<std::string, std::string>> efficientnet_tf2_recipe(
+    std::vector<std::pair<std::string, std::string>> own);
 
 struct EfficientNetOptions {
   EfficientNetOptions(double width_mult, double depth_mult, double dropout)
@@ -39,15 +41,14 @@ struct EfficientNetOptions {
   TORCH_ARG(double,
             stochastic_depth) = 0.2;  // per-sample drop rate of the last block (linear in block index)
   TORCH_ARG(int64_t, num_classes) = 1000;
-  TORCH_ARG(double, bn_momentum) = 0.01;
-  TORCH_ARG(double, bn_eps) = 1e-3;
+  TORCH_ARG(BatchNormSettings, batch_norm) = BatchNormSettings{1e-3, 0.01};
 };
 
 // Inverted residual: [expand 1x1] -> depthwise kxk -> SE (squeeze width: the block input's / 4) -> project
 // 1x1, all under the child `block` (torchvision's MBConv, also EfficientNet V2's).
 class MBConvImpl : public torch::nn::Module, public InferenceBlock {
  public:
-  MBConvImpl(const MBConvStageConfig& config, double drop_rate, const BatchNormConfig& bn,
+  MBConvImpl(const MBConvStageConfig& config, double drop_rate, const BatchNormSettings& bn,
              Padding padding = Padding::kSymmetric);
   torch::Tensor forward(torch::Tensor x);
   int append_inference_ops(GraphBuilder& b, int input, const std::string& name) const override;

@@ -73,7 +73,7 @@ ModelEntry efficientnet_entry(int b, double width, double depth, int64_t size, d
             size,
             static_cast<double>(size) / static_cast<double>(size + 32),
             CropMode::kCenterCrop,
-            "bicubic",
+            Interpolation::kBicubic,
             kImageNetMean,
             kImageNetStd};
   // EfficientNet TF2 (docs/recipes.md): RMSprop with epsilon inside the square root, LR per 128 images,
@@ -81,45 +81,28 @@ ModelEntry efficientnet_entry(int b, double width, double depth, int64_t size, d
   // B4..B7 train with) adds mixup 0.2 and a smaller batch for the larger images.
   const bool large = b >= 4;
   e.recipe = {large ? "efficientnet_b4_tf2" : "efficientnet_b0_tf2",
-              {{"optimizer", "rmsprop"},
-               {"rmsprop_rho", "0.9"},
-               {"momentum", "0.9"},
-               {"opt_epsilon", "0.001"},
-               {"lr_init", "0.005"},
-               {"lr_reference_batch", "128"},
-               {"lr_schedule", "cosine"},
-               {"lr_clock", "after_warmup"},
-               {"lr_warmup_epochs", "5"},
-               {"label_smoothing", "0.1"},
-               {"weight_decay", "1e-05"},
-               {"weight_decay_exclude", "bn_and_depthwise"},
-               {"ema_decay", "0.9999"},
-               {"augmentation", "autoaugment"},
-               {"crop_sampler", "distorted_bbox"},
-               {"mixup_alpha", large ? "0.2" : "0"},
-               {"mix_symmetric_max", "true"},  // the TF2 recipe's mixup: lambda = max(lambda, 1 - lambda)
-               {"num_iter", "500"},
-               {"batch_size", large ? "160" : "1024"},
-               {"weight_init", "fan_out"}}};
+              efficientnet_tf2_recipe(
+                  {{"augmentation", "autoaugment"},
+                   {"mixup_alpha", large ? "0.2" : "0"},
+                   {"mix_symmetric_max", "true"},  // the TF2 recipe's mixup: lambda = max(lambda, 1 - lambda)
+                   {"num_iter", "500"},
+                   {"batch_size", large ? "160" : "1024"}})};
   e.dropout = dropout;
   e.recipe_bn = {1e-3, 0.01};  // TF's BatchNormalization(epsilon=1e-3, momentum=0.99)
   // torchvision's efficientnet_b5..b7 weights come from TF (1e-3 / 0.01); b0..b4 and timm's: 1e-5 / 0.1.
-  e.native_bn = b >= 5 ? BatchNormDefaults{1e-3, 0.01} : BatchNormDefaults{1e-5, 0.1};
+  e.native_bn = b >= 5 ? BatchNormSettings{1e-3, 0.01} : BatchNormSettings{1e-5, 0.1};
   e.native_layout = WeightsLayout::kTorchvisionEfficientNet;
   e.native_origin = WeightsOrigin::kTorchvision;
   e.foreign_layouts.push_back(
       {WeightsLayout::kTimmEfficientNet, WeightsOrigin::kTimm, timm_to_torchvision, {1e-5, 0.1}, {}});
-  e.check = [](const ModelOverrides& o) {
-    efficientnet_check(o);
-    if (o.padding && *o.padding != Padding::kSymmetric)
-      throw std::invalid_argument("padding: EfficientNet V1 pads symmetrically only (torchvision's layout)");
-  };
+  e.classifier = "classifier.1";
+  e.knobs = {ModelKnob::kDropout, ModelKnob::kStochasticDepth};
+  e.fixed = {.zero_init_residual = false, .init_mode = FanMode::kFanOut, .padding = Padding::kSymmetric};
   e.create = [width, depth, dropout](const ModelOverrides& o) -> ConvNetPtr {
     EfficientNetOptions options(width, depth, o.dropout.value_or(dropout));
     if (o.num_classes) options.num_classes(*o.num_classes);
     if (o.stochastic_depth) options.stochastic_depth(*o.stochastic_depth);
-    if (o.bn_momentum) options.bn_momentum(*o.bn_momentum);
-    if (o.bn_eps) options.bn_eps(*o.bn_eps);
+    if (o.batch_norm) options.batch_norm(*o.batch_norm);
     return std::make_shared<EfficientNetImpl>(options);
   };
   return e;
@@ -127,12 +110,19 @@ ModelEntry efficientnet_entry(int b, double width, double depth, int64_t size, d
 
 }  // namespace
 
-void efficientnet_check(const ModelOverrides& o) {
-  if (o.zero_init_residual && *o.zero_init_residual)
-    throw std::invalid_argument("zero_init_residual: only ResNets support it");
-  if (o.init_mode && *o.init_mode != FanMode::kFanOut)
-    throw std::invalid_argument("weight_init: EfficientNet's recipe init is fan_out only");
-  if (o.se_width) throw std::invalid_argument("se_width: only the SE-ResNeXt models have it");
+std::vector<std::pair<std::string, std::string>> efficientnet_tf2_recipe(
+    std::vector<std::pair<std::string, std::string>> own) {
+  std::vector<std::pair<std::string, std::string>> values = {
+      {"optimizer", "rmsprop"},  {"rmsprop_rho", "0.9"},
+      {"momentum", "0.9"},       {"opt_epsilon", "0.001"},
+      {"lr_init", "0.005"},      {"lr_reference_batch", "128"},
+      {"lr_schedule", "cosine"}, {"lr_clock", "after_warmup"},
+      {"lr_warmup_epochs", "5"}, {"label_smoothing", "0.1"},
+      {"weight_decay", "1e-05"}, {"weight_decay_exclude", "bn_and_depthwise"},
+      {"ema_decay", "0.9999"},   {"crop_sampler", "distorted_bbox"},
+      {"weight_init", "fan_out"}};
+  values.insert(values.end(), own.begin(), own.end());
+  return values;
 }
 
 std::vector<ModelEntry> efficientnet_entries() {

@@ -47,7 +47,7 @@ std::vector<V2StageConfig> scale_v2_base(double width, double depth, int64_t* st
   return out;
 }
 
-FusedMBConvImpl::FusedMBConvImpl(const V2StageConfig& c, double drop_rate, const BatchNormConfig& bn,
+FusedMBConvImpl::FusedMBConvImpl(const V2StageConfig& c, double drop_rate, const BatchNormSettings& bn,
                                  V2Layout layout, Padding padding)
     : drop_rate_(drop_rate), use_residual_(c.stride == 1 && c.in_channels == c.out_channels) {
   const int64_t mid = make_divisible(static_cast<double>(c.in_channels * c.expand_ratio), 8);
@@ -104,7 +104,7 @@ int FusedMBConvImpl::append_inference_ops(GraphBuilder& b, int input, const std:
   return b.conv_bn_act(project_, y, name + "." + project_name_, residual);
 }
 
-TimmMBConvImpl::TimmMBConvImpl(const MBConvStageConfig& c, double drop_rate, const BatchNormConfig& bn,
+TimmMBConvImpl::TimmMBConvImpl(const MBConvStageConfig& c, double drop_rate, const BatchNormSettings& bn,
                                Padding padding)
     : drop_rate_(drop_rate), use_residual_(c.stride == 1 && c.in_channels == c.out_channels) {
   const int64_t mid = make_divisible(static_cast<double>(c.in_channels * c.expand_ratio), 8);
@@ -133,7 +133,7 @@ int TimmMBConvImpl::append_inference_ops(GraphBuilder& b, int input, const std::
 
 EfficientNetV2Impl::EfficientNetV2Impl(const EfficientNetV2Options& o)
     : ConvNetImpl("EfficientNetV2"), options_(o) {
-  const BatchNormConfig bn{o.bn_momentum(), o.bn_eps()};
+  const BatchNormSettings bn = o.batch_norm();
   const bool tv = o.layout() == V2Layout::kTorchvision;
   const std::vector<V2StageConfig>& stages = o.stages();
   if (stages.empty()) throw std::invalid_argument("EfficientNetV2: no stages");

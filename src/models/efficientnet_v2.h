@@ -28,8 +28,8 @@ struct EfficientNetV2Options {
   TORCH_ARG(double, dropout);
   TORCH_ARG(double, stochastic_depth) = 0.2;  // the last block's drop rate (linear in the block index)
   TORCH_ARG(int64_t, num_classes) = 1000;
-  TORCH_ARG(double, bn_momentum) = 0.1;  // torchvision's V2 (PyTorch's default); timm's the same
-  TORCH_ARG(double, bn_eps) = 1e-3;
+  // torchvision's V2 (PyTorch's default momentum); timm's the same
+  TORCH_ARG(BatchNormSettings, batch_norm) = BatchNormSettings{1e-3, 0.1};
   TORCH_ARG(V2Layout, layout) = V2Layout::kTorchvision;
   TORCH_ARG(Padding, padding) = Padding::kSymmetric;  // kSame: TensorFlow's (timm's tf_ weights)
 };
@@ -44,7 +44,7 @@ std::vector<V2StageConfig> scale_v2_base(double width, double depth, int64_t* st
 // in * e) + BN + SiLU, then 1x1 conv + BN. Residual when stride 1 and in == out, with stochastic depth.
 class FusedMBConvImpl : public torch::nn::Module, public InferenceBlock {
  public:
-  FusedMBConvImpl(const V2StageConfig& config, double drop_rate, const BatchNormConfig& bn, V2Layout layout,
+  FusedMBConvImpl(const V2StageConfig& config, double drop_rate, const BatchNormSettings& bn, V2Layout layout,
                   Padding padding);
   torch::Tensor forward(torch::Tensor x);
   int append_inference_ops(GraphBuilder& b, int input, const std::string& name) const override;
@@ -62,7 +62,7 @@ TORCH_MODULE(FusedMBConv);
 // torchvision's layout V2 uses V1's MBConvImpl.
 class TimmMBConvImpl : public torch::nn::Module, public InferenceBlock {
  public:
-  TimmMBConvImpl(const MBConvStageConfig& config, double drop_rate, const BatchNormConfig& bn,
+  TimmMBConvImpl(const MBConvStageConfig& config, double drop_rate, const BatchNormSettings& bn,
                  Padding padding);
   torch::Tensor forward(torch::Tensor x);
   int append_inference_ops(GraphBuilder& b, int input, const std::string& name) const override;

@@ -72,30 +72,14 @@ NamedTensors timm_v2_to_torchvision(const NamedTensors& tensors) {
 // NVIDIA's TF2 EfficientNet V2-S recipe (docs/recipes.md): the B0 recipe's RMSprop, schedule and
 // regularisation, RandAugment N=2, 350 epochs in 4 progressive stages from 128 px.
 RecipeDefaults v2_recipe() {
-  return {"efficientnet_v2_s_tf2",
-          {{"optimizer", "rmsprop"},
-           {"rmsprop_rho", "0.9"},
-           {"momentum", "0.9"},
-           {"opt_epsilon", "0.001"},
-           {"lr_init", "0.005"},
-           {"lr_reference_batch", "128"},
-           {"lr_schedule", "cosine"},
-           {"lr_clock", "after_warmup"},
-           {"lr_warmup_epochs", "5"},
-           {"label_smoothing", "0.1"},
-           {"weight_decay", "1e-05"},
-           {"weight_decay_exclude", "bn_and_depthwise"},
-           {"ema_decay", "0.9999"},
-           {"augmentation", "randaugment"},
-           {"randaug_layers", "2"},
-           {"randaug_magnitude", "15"},
-           {"crop_sampler", "distorted_bbox"},
-           {"n_stages", "4"},
-           {"base_image_size", "128"},
-           {"base_randaug_magnitude", "5"},
-           {"num_iter", "350"},
-           {"batch_size", "460"},
-           {"weight_init", "fan_out"}}};
+  return {"efficientnet_v2_s_tf2", efficientnet_tf2_recipe({{"augmentation", "randaugment"},
+                                                            {"randaug_layers", "2"},
+                                                            {"randaug_magnitude", "15"},
+                                                            {"n_stages", "4"},
+                                                            {"base_image_size", "128"},
+                                                            {"base_randaug_magnitude", "5"},
+                                                            {"num_iter", "350"},
+                                                            {"batch_size", "460"}})};
 }
 
 ModelEntry v2_entry(const std::string& name, std::vector<V2StageConfig> stages, int64_t head, double dropout,
@@ -119,15 +103,16 @@ ModelEntry v2_entry(const std::string& name, std::vector<V2StageConfig> stages, 
                                  kHalf,
                                  kHalf});
   }
-  e.check = efficientnet_check;
+  e.classifier = tv ? "classifier.1" : "classifier";
+  e.knobs = {ModelKnob::kDropout, ModelKnob::kStochasticDepth, ModelKnob::kPadding};
+  e.fixed = {.zero_init_residual = false, .init_mode = FanMode::kFanOut};
   const Padding padding = tv ? Padding::kSymmetric : Padding::kSame;  // timm's tf_ models pad as TensorFlow
   e.create = [stages, head, dropout, layout, padding](const ModelOverrides& o) -> ConvNetPtr {
     EfficientNetV2Options options(stages, head, o.dropout.value_or(dropout));
     options.layout(layout).padding(o.padding.value_or(padding));
     if (o.num_classes) options.num_classes(*o.num_classes);
     if (o.stochastic_depth) options.stochastic_depth(*o.stochastic_depth);
-    if (o.bn_momentum) options.bn_momentum(*o.bn_momentum);
-    if (o.bn_eps) options.bn_eps(*o.bn_eps);
+    if (o.batch_norm) options.batch_norm(*o.batch_norm);
     return std::make_shared<EfficientNetV2Impl>(options);
   };
   return e;
@@ -140,15 +125,17 @@ std::vector<ModelEntry> efficientnet_v2_entries() {
   // S: the NVIDIA recipe's sizes (train 300, eval 384 with crop 384 / 416 of the shorter side, then resize);
   // M / L: torchvision's eval (480, resize and centre crop 480); L's weights (torchvision's, ported from the
   // official ones, and timm's) expect mean = std = 0.5 and bicubic.
+  r.push_back(v2_entry(
+      "efficientnet_v2_s", efficientnet_v2_stages('s'), 1280, 0.2,
+      {300, 384, 384.0 / 416.0, CropMode::kCenterCrop, Interpolation::kBilinear, kImageNetMean, kImageNetStd},
+      V2Layout::kTorchvision));
   r.push_back(
-      v2_entry("efficientnet_v2_s", efficientnet_v2_stages('s'), 1280, 0.2,
-               {300, 384, 384.0 / 416.0, CropMode::kCenterCrop, "bilinear", kImageNetMean, kImageNetStd},
+      v2_entry("efficientnet_v2_m", efficientnet_v2_stages('m'), 1280, 0.3,
+               {384, 480, 1.0, CropMode::kCenter, Interpolation::kBilinear, kImageNetMean, kImageNetStd},
                V2Layout::kTorchvision));
-  r.push_back(v2_entry("efficientnet_v2_m", efficientnet_v2_stages('m'), 1280, 0.3,
-                       {384, 480, 1.0, CropMode::kCenter, "bilinear", kImageNetMean, kImageNetStd},
-                       V2Layout::kTorchvision));
   r.push_back(v2_entry("efficientnet_v2_l", efficientnet_v2_stages('l'), 1280, 0.4,
-                       {384, 480, 1.0, CropMode::kCenter, "bicubic", kHalf, kHalf}, V2Layout::kTorchvision));
+                       {384, 480, 1.0, CropMode::kCenter, Interpolation::kBicubic, kHalf, kHalf},
+                       V2Layout::kTorchvision));
   // B0..B3: timm's tf_efficientnetv2_b* (ImageNet mean / std, bicubic, timm's crop_pct).
   const struct {
     int b;
@@ -161,10 +148,10 @@ std::vector<ModelEntry> efficientnet_v2_entries() {
   for (const auto& v : base) {
     int64_t stem = 0, head = 0;
     std::vector<V2StageConfig> stages = scale_v2_base(v.width, v.depth, &stem, &head);
-    r.push_back(
-        v2_entry("efficientnet_v2_b" + std::to_string(v.b), stages, head, v.dropout,
-                 {v.size, v.size, v.crop_pct, CropMode::kCenter, "bicubic", kImageNetMean, kImageNetStd},
-                 V2Layout::kTimm));
+    r.push_back(v2_entry(
+        "efficientnet_v2_b" + std::to_string(v.b), stages, head, v.dropout,
+        {v.size, v.size, v.crop_pct, CropMode::kCenter, Interpolation::kBicubic, kImageNetMean, kImageNetStd},
+        V2Layout::kTimm));
   }
   return r;
 }

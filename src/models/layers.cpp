@@ -14,7 +14,7 @@ torch::Tensor BatchNormImpl::forward(const torch::Tensor& x) {
   return torch::nn::BatchNorm2dImpl::forward(x);
 }
 
-BatchNorm make_batch_norm(int64_t channels, const BatchNormConfig& bn) {
+BatchNorm make_batch_norm(int64_t channels, const BatchNormSettings& bn) {
   return BatchNorm(torch::nn::BatchNorm2dOptions(channels).momentum(bn.momentum).eps(bn.eps));
 }
 
@@ -72,7 +72,7 @@ torch::Tensor ConvBnAct::forward(const torch::Tensor& x) const {
 
 ConvBnAct register_conv_bn_act(torch::nn::Module& parent, const std::string& conv_name,
                                const std::string& bn_name, int64_t in, int64_t out, int64_t kernel,
-                               int64_t stride, int64_t groups, Activation act, const BatchNormConfig& bn,
+                               int64_t stride, int64_t groups, Activation act, const BatchNormSettings& bn,
                                Padding padding) {
   ConvBnAct u;
   u.conv = parent.register_module(conv_name, make_conv(in, out, kernel, stride, groups, false, padding));
@@ -83,7 +83,7 @@ ConvBnAct register_conv_bn_act(torch::nn::Module& parent, const std::string& con
 }
 
 ConvNormActImpl::ConvNormActImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,
-                                 Activation act, const BatchNormConfig& bn, Padding padding)
+                                 Activation act, const BatchNormSettings& bn, Padding padding)
     : unit(register_conv_bn_act(*this, "0", "1", in, out, kernel, stride, groups, act, bn, padding)) {}
 
 SqueezeExcitationImpl::SqueezeExcitationImpl(int64_t channels, int64_t squeeze_channels, Activation act,

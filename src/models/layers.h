@@ -17,9 +17,11 @@ namespace convnets {
 
 class GraphBuilder;  // models/inference_graph.h
 
-struct BatchNormConfig {
-  double momentum = 0.1;  // PyTorch convention: running = (1 - momentum) * running + momentum * batch
+// A BatchNorm layer's settings: the one type for them, from the registry's conventions to the layers.
+struct BatchNormSettings {
   double eps = 1e-5;
+  double momentum = 0.1;  // PyTorch convention: running = (1 - momentum) * running + momentum * batch
+  bool operator==(const BatchNormSettings&) const = default;
 };
 
 // How a BatchNorm layer in training mode gets its batch statistics and normalises. The default is its own
@@ -46,7 +48,7 @@ class BatchNormImpl : public torch::nn::BatchNorm2dImpl {
 };
 TORCH_MODULE(BatchNorm);
 
-BatchNorm make_batch_norm(int64_t channels, const BatchNormConfig& bn);
+BatchNorm make_batch_norm(int64_t channels, const BatchNormSettings& bn);
 // Every BatchNorm of `model` takes its training-mode statistics from `statistics` (nullptr: its own batch).
 // Returns how many layers it set.
 int64_t set_batch_statistics(torch::nn::Module& model, const std::shared_ptr<BatchStatistics>& statistics);
@@ -82,7 +84,7 @@ struct ConvBnAct {
 // Makes the unit and registers its convolution and BatchNorm in `parent` as `conv_name` and `bn_name`.
 ConvBnAct register_conv_bn_act(torch::nn::Module& parent, const std::string& conv_name,
                                const std::string& bn_name, int64_t in, int64_t out, int64_t kernel,
-                               int64_t stride, int64_t groups, Activation act, const BatchNormConfig& bn,
+                               int64_t stride, int64_t groups, Activation act, const BatchNormSettings& bn,
                                Padding padding = Padding::kSymmetric);
 
 // torchvision's Conv2dNormActivation: children "0" (conv, no bias) and "1" (BatchNorm2d), then the activation
@@ -90,7 +92,7 @@ ConvBnAct register_conv_bn_act(torch::nn::Module& parent, const std::string& con
 class ConvNormActImpl : public torch::nn::Module {
  public:
   ConvNormActImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups, Activation act,
-                  const BatchNormConfig& bn, Padding padding = Padding::kSymmetric);
+                  const BatchNormSettings& bn, Padding padding = Padding::kSymmetric);
   torch::Tensor forward(torch::Tensor x) { return unit.forward(x); }
   Activation activation() const { return unit.act; }
 

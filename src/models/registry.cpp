@@ -82,10 +82,68 @@ const ModelEntry& find_model(const std::string& name) {
   throw std::invalid_argument("unknown architecture '" + name + "'; expected one of: " + allowed);
 }
 
+const char* model_knob_key(ModelKnob knob) {
+  switch (knob) {
+    case ModelKnob::kDropout:
+      return "dropout";
+    case ModelKnob::kStochasticDepth:
+      return "stochastic_depth";
+    case ModelKnob::kZeroInitResidual:
+      return "zero_init_residual";
+    case ModelKnob::kWeightInit:
+      return "weight_init";
+    case ModelKnob::kSeWidth:
+      return "se_width";
+    case ModelKnob::kPadding:
+      return "padding";
+  }
+  return "?";
+}
+
+namespace {
+
+// Whether `o` sets `knob`, and whether to what `fixed` says the model is.
+struct KnobUse {
+  bool set = false, as_fixed = false;
+};
+template <typename T>
+KnobUse knob_use(const std::optional<T>& asked, const std::optional<T>& fixed) {
+  return {asked.has_value(), asked && fixed && *asked == *fixed};
+}
+KnobUse knob_use(ModelKnob knob, const ModelOverrides& o, const ModelOverrides& fixed) {
+  switch (knob) {
+    case ModelKnob::kDropout:
+      return knob_use(o.dropout, fixed.dropout);
+    case ModelKnob::kStochasticDepth:
+      return knob_use(o.stochastic_depth, fixed.stochastic_depth);
+    case ModelKnob::kZeroInitResidual:
+      return knob_use(o.zero_init_residual, fixed.zero_init_residual);
+    case ModelKnob::kWeightInit:
+      return knob_use(o.init_mode, fixed.init_mode);
+    case ModelKnob::kSeWidth:
+      return knob_use(o.se_width, fixed.se_width);
+    case ModelKnob::kPadding:
+      return knob_use(o.padding, fixed.padding);
+  }
+  return {};
+}
+
+}  // namespace
+
 void check_model_overrides(const ModelEntry& entry, const ModelOverrides& o) {
   if (o.num_classes && *o.num_classes < 1)
     throw std::invalid_argument("num_classes must be >= 1, got " + std::to_string(*o.num_classes));
-  entry.check(o);
+  if (o.se_width && *o.se_width < 1) throw std::invalid_argument("se_width must be >= 1");
+  for (const ModelKnob knob : {ModelKnob::kDropout, ModelKnob::kStochasticDepth, ModelKnob::kZeroInitResidual,
+                               ModelKnob::kWeightInit, ModelKnob::kSeWidth, ModelKnob::kPadding}) {
+    const KnobUse use = knob_use(knob, o, entry.fixed);
+    if (!use.set || use.as_fixed || entry.knobs.count(knob)) continue;
+    std::string takers;
+    for (const ModelEntry& e : model_registry())
+      if (e.knobs.count(knob)) takers += (takers.empty() ? "" : ", ") + e.name;
+    throw std::invalid_argument(std::string(model_knob_key(knob)) + ": " + entry.name + " does not take it" +
+                                (takers.empty() ? std::string() : " (the models that do: " + takers + ")"));
+  }
 }
 
 ConvNetPtr create_model(const std::string& name, const ModelOverrides& overrides) {

@@ -5,11 +5,13 @@
 #include <array>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "models/init.h"
 #include "models/layers.h"
+#include "util/interpolation.h"
 #include "util/state_dict.h"
 
 namespace convnets {
@@ -26,7 +28,7 @@ struct DataDefaults {
   int64_t eval_size;   // eval output
   double crop_pct;     // eval: see CropMode
   CropMode crop_mode;
-  std::string interpolation;   // "bilinear" | "bicubic"
+  Interpolation interpolation;
   std::array<double, 3> mean;  // RGB, on the 0..1 scale
   std::array<double, 3> std;
 };
@@ -39,23 +41,22 @@ struct RecipeDefaults {
   std::vector<std::pair<std::string, std::string>> values;
 };
 
-// Architecture knobs a caller may override; unset fields keep the entry's defaults.
+// Architecture settings a caller may override; unset fields keep the entry's defaults. Every model takes
+// num_classes and batch_norm; the others are knobs that only some models take (ModelEntry::knobs).
 struct ModelOverrides {
   std::optional<int64_t> num_classes = std::nullopt;
-  std::optional<double> dropout = std::nullopt;           // EfficientNet V1 / V2
-  std::optional<double> stochastic_depth = std::nullopt;  // EfficientNet V1 / V2
-  std::optional<bool> zero_init_residual = std::nullopt;  // ResNet family
-  std::optional<FanMode> init_mode = std::nullopt;        // ResNet family
-  std::optional<double> bn_momentum = std::nullopt;
-  std::optional<double> bn_eps = std::nullopt;
-  std::optional<int64_t> se_width = std::nullopt;  // SE-ResNeXt: a fixed SE width (NVIDIA's PyTorch: 16)
-  std::optional<Padding> padding = std::nullopt;   // EfficientNet V2: TensorFlow's "same" padding
+  std::optional<double> dropout = std::nullopt;
+  std::optional<double> stochastic_depth = std::nullopt;
+  std::optional<bool> zero_init_residual = std::nullopt;
+  std::optional<FanMode> init_mode = std::nullopt;
+  std::optional<BatchNormSettings> batch_norm = std::nullopt;
+  std::optional<int64_t> se_width = std::nullopt;  // a fixed SE width (NVIDIA's PyTorch SE-ResNeXt: 16)
+  std::optional<Padding> padding = std::nullopt;   // TensorFlow's "same" padding
 };
 
-// BatchNorm epsilon and momentum (PyTorch's convention for the momentum).
-struct BatchNormDefaults {
-  double eps, momentum;
-};
+// The knobs of ModelOverrides that only some models take, by their configuration keys.
+enum class ModelKnob { kDropout, kStochasticDepth, kZeroInitResidual, kWeightInit, kSeWidth, kPadding };
+const char* model_knob_key(ModelKnob knob);  // "dropout", ..., "weight_init", "se_width", "padding"
 
 // Who wrote a state dict, which decides the BatchNorm convention (and for some layouts the padding and
 // normalisation) it runs with: convnets (its metadata says), torchvision or timm (their layouts say).
@@ -78,7 +79,7 @@ struct ForeignLayout {
   WeightsLayout layout;
   WeightsOrigin origin;
   std::function<NamedTensors(const NamedTensors&)> to_native;
-  BatchNormDefaults bn;
+  BatchNormSettings bn;
   ModelOverrides overrides;
   std::optional<std::array<double, 3>> mean = std::nullopt, std = std::nullopt;
 };
@@ -91,12 +92,17 @@ struct ModelEntry {
   // BatchNorm of the seed recipe (what training from scratch uses), and of the reference library's models
   // of the same name: `native_bn` for files in the model's own layout (torchvision's efficientnet_b5..b7 use
   // 1e-3 / 0.01, b0..b4 and every ResNet 1e-5 / 0.1, V2 1e-3 / 0.1), and each foreign layout's own.
-  BatchNormDefaults recipe_bn, native_bn;
+  BatchNormSettings recipe_bn, native_bn;
   WeightsLayout native_layout;
   WeightsOrigin native_origin;  // who writes files in the native layout (torchvision, or timm for V2-B*)
   std::vector<ForeignLayout> foreign_layouts;
-  // Throws std::invalid_argument naming the knob when `overrides` asks for something the model lacks.
-  std::function<void(const ModelOverrides&)> check;
+  // The classifier's module ("fc", "classifier.1"; timm's _cfg(classifier=...)): fine-tuning keeps a fresh
+  // one where the class count differs.
+  std::string classifier;
+  // The knobs it takes. For the others, `fixed` holds what the model is (dropout 0, fan_out init, symmetric
+  // padding...): asking for that is no error, asking for anything else is (check_model_overrides).
+  std::set<ModelKnob> knobs;
+  ModelOverrides fixed;
   std::function<ConvNetPtr(const ModelOverrides&)> create;
 };
 
@@ -105,8 +111,9 @@ std::vector<std::string> model_names();
 // Throws std::invalid_argument naming the allowed architectures when `name` is unknown.
 const ModelEntry& find_model(const std::string& name);
 ConvNetPtr create_model(const std::string& name, const ModelOverrides& overrides = {});
-// Throws std::invalid_argument naming the knob when `overrides` asks `entry` for something its family does
-// not have (dropout on a ResNet, zero_init_residual on an EfficientNet, ...). create_model checks this too.
+// Throws std::invalid_argument naming the knob and the models that take it when `overrides` asks `entry` for
+// one it does not take (dropout on a ResNet, zero_init_residual on an EfficientNet, ...), or for an invalid
+// value. create_model checks this too.
 void check_model_overrides(const ModelEntry& entry, const ModelOverrides& overrides);
 
 // A state dict made the model's own: a DataParallel / DDP "module." prefix stripped, a foreign layout the

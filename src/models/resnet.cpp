@@ -8,7 +8,7 @@ namespace {
 
 // Projection shortcut when the shape changes; registered as torchvision's `downsample` Sequential.
 template <typename Block>
-void make_downsample(Block& block, int64_t in, int64_t out, int64_t stride, const BatchNormConfig& bn) {
+void make_downsample(Block& block, int64_t in, int64_t out, int64_t stride, const BatchNormSettings& bn) {
   if (stride == 1 && in == out) return;
   block.down_conv = make_conv(in, out, 1, stride);
   block.down_bn = make_batch_norm(out, bn);
@@ -31,7 +31,7 @@ int shortcut_ops(const Block& block, GraphBuilder& b, int input, const std::stri
 
 }  // namespace
 
-BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t width, int64_t stride, const BatchNormConfig& bn) {
+BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t width, int64_t stride, const BatchNormSettings& bn) {
   conv1 = register_module("conv1", make_conv(in, width, 3, stride));
   bn1 = register_module("bn1", make_batch_norm(width, bn));
   conv2 = register_module("conv2", make_conv(width, width, 3));
@@ -52,7 +52,7 @@ int BasicBlockImpl::append_inference_ops(GraphBuilder& b, int input, const std::
   return b.conv(*conv2, bn2.get(), y, Activation::kReLU, name + ".conv2", residual);
 }
 
-BottleneckImpl::BottleneckImpl(int64_t in, int64_t planes, int64_t stride, const BatchNormConfig& bn,
+BottleneckImpl::BottleneckImpl(int64_t in, int64_t planes, int64_t stride, const BatchNormSettings& bn,
                                const ResNetOptions& o) {
   const int64_t width = planes * o.width_per_group() / 64 * o.groups();
   const int64_t out = planes * kExpansion;
@@ -91,7 +91,7 @@ int BottleneckImpl::append_inference_ops(GraphBuilder& b, int input, const std::
 }
 
 ResNetImpl::ResNetImpl(const ResNetOptions& options) : ConvNetImpl("ResNet"), options_(options) {
-  const BatchNormConfig bn{options.bn_momentum(), options.bn_eps()};
+  const BatchNormSettings bn = options.batch_norm();
   const int64_t expansion = options.bottleneck() ? BottleneckImpl::kExpansion : BasicBlockImpl::kExpansion;
   if (options.blocks_per_stage().size() != 4) throw std::invalid_argument("ResNet: expected 4 stages");
   if (!options.bottleneck() &&

@@ -18,8 +18,7 @@ struct ResNetOptions {
   TORCH_ARG(bool, zero_init_residual) = false;
   // Variance-scaling(2.0, truncated normal) fan; the seed scripts pass --weight_init=fan_in.
   TORCH_ARG(FanMode, init_mode) = FanMode::kFanIn;
-  TORCH_ARG(double, bn_momentum) = 0.1;
-  TORCH_ARG(double, bn_eps) = 1e-5;
+  TORCH_ARG(BatchNormSettings, batch_norm) = BatchNormSettings{1e-5, 0.1};
   // ResNeXt (bottleneck only): the 3x3 convolution has `groups` groups of `width_per_group` channels per 64
   // planes (torchvision's groups / width_per_group; 1 and 64 are ResNet).
   TORCH_ARG(int64_t, groups) = 1;
@@ -34,7 +33,7 @@ struct ResNetOptions {
 class BasicBlockImpl : public torch::nn::Module, public InferenceBlock {
  public:
   static constexpr int64_t kExpansion = 1;
-  BasicBlockImpl(int64_t in, int64_t width, int64_t stride, const BatchNormConfig& bn);
+  BasicBlockImpl(int64_t in, int64_t width, int64_t stride, const BatchNormSettings& bn);
   torch::Tensor forward(torch::Tensor x);
   int append_inference_ops(GraphBuilder& b, int input, const std::string& name) const override;
   BatchNorm last_bn() const { return bn2; }
@@ -51,7 +50,7 @@ class BottleneckImpl : public torch::nn::Module, public InferenceBlock {
  public:
   static constexpr int64_t kExpansion = 4;
   // `planes`: 64, 128, 256, 512 by stage; the 3x3 width is planes * width_per_group / 64 * groups.
-  BottleneckImpl(int64_t in, int64_t planes, int64_t stride, const BatchNormConfig& bn,
+  BottleneckImpl(int64_t in, int64_t planes, int64_t stride, const BatchNormSettings& bn,
                  const ResNetOptions& o);
   torch::Tensor forward(torch::Tensor x);
   int append_inference_ops(GraphBuilder& b, int input, const std::string& name) const override;

@@ -42,23 +42,16 @@ ModelEntry resnet_entry(const std::string& name, const ResNetShape& shape, const
   ModelEntry e;
   e.name = name;
   // Resize the shorter side to 224 / 0.875 = 256, centre 224 (the seeds' and torchvision's eval).
-  e.data = {224, 224, 0.875, CropMode::kCenter, "bilinear", kImageNetMean, kImageNetStd};
+  e.data = {224, 224, 0.875, CropMode::kCenter, Interpolation::kBilinear, kImageNetMean, kImageNetStd};
   e.recipe = recipe;
   e.dropout = 0.0;
   e.recipe_bn = e.native_bn = {1e-5, 0.1};
   e.native_layout = WeightsLayout::kResNet;
   e.native_origin = WeightsOrigin::kTorchvision;  // timm's ResNets and ResNeXts: the same names and BN
-  e.check = [shape](const ModelOverrides& o) {
-    if (o.dropout && *o.dropout > 0)
-      throw std::invalid_argument("dropout: ResNets have no classifier dropout");
-    if (o.stochastic_depth && *o.stochastic_depth > 0)
-      throw std::invalid_argument("stochastic_depth: ResNets have no stochastic depth");
-    if (o.se_width && !shape.squeeze_excitation)
-      throw std::invalid_argument("se_width: only the SE-ResNeXt models have squeeze-excitation");
-    if (o.se_width && *o.se_width < 1) throw std::invalid_argument("se_width must be >= 1");
-    if (o.padding && *o.padding != Padding::kSymmetric)
-      throw std::invalid_argument("padding: ResNets pad symmetrically only");
-  };
+  e.classifier = "fc";
+  e.knobs = {ModelKnob::kZeroInitResidual, ModelKnob::kWeightInit};
+  if (shape.squeeze_excitation) e.knobs.insert(ModelKnob::kSeWidth);
+  e.fixed = {.dropout = 0.0, .stochastic_depth = 0.0, .padding = Padding::kSymmetric};
   e.create = [shape](const ModelOverrides& o) -> ConvNetPtr {
     ResNetOptions options(shape.blocks, shape.bottleneck);
     options.groups(shape.groups)
@@ -67,8 +60,7 @@ ModelEntry resnet_entry(const std::string& name, const ResNetShape& shape, const
     if (o.num_classes) options.num_classes(*o.num_classes);
     if (o.zero_init_residual) options.zero_init_residual(*o.zero_init_residual);
     if (o.init_mode) options.init_mode(*o.init_mode);
-    if (o.bn_momentum) options.bn_momentum(*o.bn_momentum);
-    if (o.bn_eps) options.bn_eps(*o.bn_eps);
+    if (o.batch_norm) options.batch_norm(*o.batch_norm);
     if (o.se_width) options.se_width(*o.se_width);
     return std::make_shared<ResNetImpl>(options);
   };

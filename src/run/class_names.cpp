@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "run/data_setup.h"
+#include "data/data_dir.h"
 #include "util/file_io.h"
 
 namespace convnets {

@@ -11,9 +11,10 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "data/data_dir.h"
 #include "models/registry.h"
-#include "run/data_setup.h"
 #include "util/file_io.h"
+#include "util/parse_number.h"
 
 namespace convnets {
 namespace {
@@ -127,6 +128,10 @@ bool is_unset(const std::string& t) {
   return t.empty() || t == "null" || t == "~" || t == "none";
 }
 
+// What 0 is for an optional key: a value, or the same as empty (sizes and fractions, which earlier versions
+// wrote as 0 for "the default": their config.yaml files still read).
+enum class ZeroMeans { kZero, kUnset };
+
 double parse_double(const std::string& text) {
   const std::string t = trim(text);
   size_t used = 0;
@@ -141,16 +146,9 @@ double parse_double(const std::string& text) {
 }
 
 int64_t parse_int(const std::string& text) {
-  const std::string t = trim(text);
-  size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(t, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (t.empty() || used != t.size()) throw std::invalid_argument("an integer");
-  return v;
+  const std::optional<int64_t> v = parse_int64(trim(text));
+  if (!v) throw std::invalid_argument("an integer");
+  return *v;
 }
 
 bool parse_bool(const std::string& text) {
@@ -298,7 +296,7 @@ Key optional_choice(const char* name, Field<G, std::optional<E>> f, Names<E> nam
 
 template <typename G>
 Key optional_number(const char* name, Field<G, std::optional<double>> f, double lo, double hi,
-                    const char* help) {
+                    const char* help, ZeroMeans zero = ZeroMeans::kZero) {
   return {{name, "number", help, KeyType::kNumber, group_of<G>()},
           [=](RunConfig& c, const std::string& v) {
             if (is_unset(trim(v))) {
@@ -306,6 +304,10 @@ Key optional_number(const char* name, Field<G, std::optional<double>> f, double 
               return;
             }
             const double x = parse_double(v);
+            if (x == 0 && zero == ZeroMeans::kUnset) {
+              f.of(c).reset();
+              return;
+            }
             if (x < lo || x > hi) {
               std::ostringstream os;
               os << "a number in [" << lo << ", " << hi << "], or empty for the default";
@@ -318,7 +320,7 @@ Key optional_number(const char* name, Field<G, std::optional<double>> f, double 
 
 template <typename G>
 Key optional_integer(const char* name, Field<G, std::optional<int64_t>> f, int64_t lo, int64_t hi,
-                     const char* help) {
+                     const char* help, ZeroMeans zero = ZeroMeans::kZero) {
   return {{name, "integer", help, KeyType::kInteger, group_of<G>()},
           [=](RunConfig& c, const std::string& v) {
             if (is_unset(trim(v))) {
@@ -326,6 +328,10 @@ Key optional_integer(const char* name, Field<G, std::optional<int64_t>> f, int64
               return;
             }
             const int64_t x = parse_int(v);
+            if (x == 0 && zero == ZeroMeans::kUnset) {
+              f.of(c).reset();
+              return;
+            }
             if (x < lo || x > hi)
               throw std::invalid_argument("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
                                           "], or empty for the default");
@@ -481,14 +487,14 @@ std::vector<Key> build_keys() {
       optional_triple("std", Field<D, std::optional<std::array<double, 3>>>{&C::data, &D::std}, 1e-6, 1,
                       "normalisation std (RGB, 0..1 scale); empty: as mean"),
       // Training input.
-      integer("image_size", Field<T, int64_t>{&C::train_input, &T::image_size}, 0, 4096,
-              "train resolution; 0: architecture default"),
+      optional_integer("image_size", Field<T, std::optional<int64_t>>{&C::train_input, &T::image_size}, 1,
+                       4096, "train resolution; empty: the architecture's", ZeroMeans::kUnset),
       choice("crop_sampler", Field<T, CropSampler>{&C::train_input, &T::crop_sampler},
              Names<CropSampler>{{"distorted_bbox", CropSampler::kDistortedBoundingBox},
                                 {"resized_crop", CropSampler::kResizedCrop}},
              "train crop sampler"),
-      number("crop_min_area", Field<T, double>{&C::train_input, &T::crop_min_area}, 0, 1,
-             "smallest train crop area; 0: the sampler's default"),
+      optional_number("crop_min_area", Field<T, std::optional<double>>{&C::train_input, &T::crop_min_area},
+                      1e-6, 1, "smallest train crop area; empty: the sampler's", ZeroMeans::kUnset),
       choice("augmentation", Field<T, Augmentation>{&C::train_input, &T::augmentation},
              Names<Augmentation>{{"none", Augmentation::kNone},
                                  {"autoaugment", Augmentation::kAutoAugment},
@@ -499,10 +505,12 @@ std::vector<Key> build_keys() {
       number("randaug_magnitude", Field<T, double>{&C::train_input, &T::randaug_magnitude}, 0, 30,
              "RandAugment magnitude"),
       // Evaluation input.
-      integer("eval_image_size", Field<E, int64_t>{&C::eval_input, &E::eval_image_size}, 0, 4096,
-              "eval resolution; 0: architecture default"),
-      number("eval_crop_pct", Field<E, double>{&C::eval_input, &E::eval_crop_pct}, 0, 1,
-             "eval crop fraction (see eval_crop_mode); 0: architecture default"),
+      optional_integer("eval_image_size",
+                       Field<E, std::optional<int64_t>>{&C::eval_input, &E::eval_image_size}, 1, 4096,
+                       "eval resolution; empty: the architecture's", ZeroMeans::kUnset),
+      optional_number("eval_crop_pct", Field<E, std::optional<double>>{&C::eval_input, &E::eval_crop_pct},
+                      1e-6, 1, "eval crop fraction (see eval_crop_mode); empty: the architecture's",
+                      ZeroMeans::kUnset),
       optional_choice(
           "eval_crop_mode", Field<E, std::optional<CropMode>>{&C::eval_input, &E::eval_crop_mode},
           Names<CropMode>{{"center", CropMode::kCenter},
@@ -511,8 +519,9 @@ std::vector<Key> build_keys() {
           "center: shorter side to size / crop_pct, centre crop (torchvision, timm); center_crop: "
           "centre crop_pct of the shorter side, resize (TensorFlow); squash: the whole image to size; "
           "empty: the architecture's"),
-      integer("eval_batch_size", Field<E, int64_t>{&C::eval_input, &E::eval_batch_size}, 0, 1 << 20,
-              "per-process eval batch; 0: batch_size"),
+      optional_integer("eval_batch_size",
+                       Field<E, std::optional<int64_t>>{&C::eval_input, &E::eval_batch_size}, 1, 1 << 20,
+                       "per-process eval batch; empty: batch_size", ZeroMeans::kUnset),
       // Iterations.
       integer("batch_size", Field<It, int64_t>{&C::iterations, &It::batch_size}, 1, 1 << 20,
               "per-process micro-batch"),
@@ -699,8 +708,9 @@ std::vector<Key> build_keys() {
                    1, 65536, "batch sizes to sweep"),
       // Export.
       text("onnx_output", Field<Ex, std::string>{&C::exporting, &Ex::onnx_output}, "the ONNX file to write"),
-      integer("export_image_size", Field<Ex, int64_t>{&C::exporting, &Ex::export_image_size}, 0, 4096,
-              "input resolution of the exported model; 0: the eval size"),
+      optional_integer("export_image_size",
+                       Field<Ex, std::optional<int64_t>>{&C::exporting, &Ex::export_image_size}, 1, 4096,
+                       "input resolution of the exported model; empty: the eval size", ZeroMeans::kUnset),
       boolean("export_probabilities", Field<Ex, bool>{&C::exporting, &Ex::export_probabilities},
               "also output `probabilities` (Softmax) and `classes` (TopK of export_topk)"),
       integer("export_topk", Field<Ex, int64_t>{&C::exporting, &Ex::export_topk}, 1, 1000,
@@ -901,8 +911,13 @@ ModelOverrides model_overrides(const RunConfig& c) {
   o.num_classes = c.model.num_classes;
   o.dropout = c.model.dropout;
   o.stochastic_depth = c.model.stochastic_depth;
-  o.bn_eps = c.model.bn_eps;
-  o.bn_momentum = c.model.bn_momentum;
+  // One of the two keys alone: the other is the recipe's (the model is built with both made explicit,
+  // model_setup.h's with_resolved_batch_norm).
+  if (c.model.bn_eps || c.model.bn_momentum) {
+    const BatchNormSettings recipe = find_model(c.model.arch).recipe_bn;
+    o.batch_norm =
+        BatchNormSettings{c.model.bn_eps.value_or(recipe.eps), c.model.bn_momentum.value_or(recipe.momentum)};
+  }
   o.se_width = c.model.se_width;
   o.padding = c.model.padding;
   o.zero_init_residual = c.init.zero_init_residual;

@@ -1,9 +1,9 @@
 // The resolved configuration of a run, shared by every mode. Precedence: the architecture's recipe (its
 // registry entry) < a YAML recipe file < command-line flags. Every key has one flat name, used by the YAML
 // files, the flags (--<key>) and the config.yaml written beside the checkpoints; in code the keys live in
-// typed groups (one struct per group, enums for every choice, parsed once in config_keys.cpp). Each mode
-// accepts the groups it uses (app/cmd_run.cpp), so its --help lists only those. docs/architecture.md shows
-// how to add a key.
+// typed groups (one struct per group, enums for every choice, parsed once in config.cpp's key table). Each
+// mode accepts the groups it uses (app/cmd_run.cpp), so its --help lists only those. docs/architecture.md
+// shows how to add a key.
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -83,19 +83,20 @@ struct DataConfig {
 };
 
 struct TrainInputConfig {
-  int64_t image_size = 0;  // 0: the architecture's
+  std::optional<int64_t> image_size;  // unset: the architecture's
   CropSampler crop_sampler = CropSampler::kDistortedBoundingBox;
-  double crop_min_area = 0;  // 0: the sampler's (0.05 TF, 0.08 torchvision)
+  std::optional<double> crop_min_area;  // unset: the sampler's (0.05 TF, 0.08 torchvision)
   Augmentation augmentation = Augmentation::kNone;
   int64_t randaug_layers = 2;
   double randaug_magnitude = 10;
 };
 
 struct EvalInputConfig {
-  int64_t eval_image_size = 0;  // 0: the architecture's
-  double eval_crop_pct = 0;  // the crop mode's fraction (models/registry.h CropMode); 0: the architecture's
+  std::optional<int64_t> eval_image_size;  // unset: the architecture's
+  // The crop mode's fraction (models/registry.h CropMode); unset: the architecture's.
+  std::optional<double> eval_crop_pct;
   std::optional<CropMode> eval_crop_mode;  // unset: the architecture's
-  int64_t eval_batch_size = 0;             // 0: batch_size
+  std::optional<int64_t> eval_batch_size;  // unset: batch_size
 };
 
 enum class IterUnit { kEpoch, kBatch };
@@ -234,8 +235,8 @@ enum class TritonInstanceKind { kGpu, kCpu };
 
 // `export`: the ONNX file and the Triton model repository.
 struct ExportConfig {
-  std::string onnx_output;        // the .onnx file; may be empty when triton_repository is set
-  int64_t export_image_size = 0;  // 0: the architecture's eval size
+  std::string onnx_output;                   // the .onnx file; may be empty when triton_repository is set
+  std::optional<int64_t> export_image_size;  // unset: the architecture's eval size
   bool export_probabilities = false;
   int64_t export_topk = 5;
   bool export_fp16 = false;
@@ -269,9 +270,7 @@ struct RunConfig {
   BenchmarkConfig benchmark;
   ExportConfig exporting;
 
-  int64_t eval_batch_size() const {
-    return eval_input.eval_batch_size > 0 ? eval_input.eval_batch_size : iterations.batch_size;
-  }
+  int64_t eval_batch_size() const { return eval_input.eval_batch_size.value_or(iterations.batch_size); }
 };
 
 enum class KeyType { kInteger, kNumber, kBool, kText, kChoice, kNumberList, kIntegerList };

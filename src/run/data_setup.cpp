@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "data/data_dir.h"
 #include "data/image_folder_dataset.h"
 #include "data/tfrecord_dataset.h"
 #include "models/registry.h"
@@ -12,23 +13,13 @@
 namespace convnets {
 namespace fs = std::filesystem;
 
-namespace {
-bool has_prefix_file(const std::string& dir, const std::string& prefix) {
-  if (!fs::is_directory(dir)) return false;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().filename().string().rfind(prefix, 0) == 0) return true;
-  }
-  return false;
-}
-}  // namespace
-
 std::shared_ptr<const ImageSource> open_split(const RunConfig& config, bool train, Console& console) {
   const DataConfig& data = config.data;
   if (data.data_dir.empty()) return nullptr;
   const std::string& dir = data.data_dir;
   if (!fs::is_directory(dir)) throw std::runtime_error("data_dir '" + dir + "' does not exist");
   const std::string split = train ? "train" : "validation";
-  if (has_prefix_file(dir, split + "-")) {
+  if (has_file_with_prefix(dir, split + "-")) {
     DatasetOptions o;
     o.num_classes = config.model.num_classes;
     o.strict = data.strict_data;
@@ -57,35 +48,14 @@ std::shared_ptr<const ImageSource> open_split(const RunConfig& config, bool trai
                            folders.front() + "' image folder; convert data with `convnets prepare_data`");
 }
 
-std::vector<std::string> data_class_names(const std::string& dir) {
-  std::error_code ec;
-  if (dir.empty() || !fs::is_directory(dir, ec)) return {};
-  if (has_prefix_file(dir, "train-") || has_prefix_file(dir, "validation-")) {
-    const fs::path names = fs::path(dir) / "classes.txt";
-    if (!fs::is_regular_file(names, ec)) return {};
-    std::vector<std::string> out;
-    std::istringstream in(read_file(names.string()));
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (!line.empty()) out.push_back(line);
-    }
-    return out;
-  }
-  for (const char* split : {"train", "val", "validation"}) {
-    const fs::path p = fs::path(dir) / split;
-    if (fs::is_directory(p, ec)) return class_directories(p.string());
-  }
-  return {};
-}
-
 ResolvedData resolve_data(const RunConfig& config) {
   const ModelEntry& e = find_model(config.model.arch);
   ResolvedData d;
-  d.train_size = config.train_input.image_size > 0 ? config.train_input.image_size : e.data.train_size;
-  d.eval_size = config.eval_input.eval_image_size > 0 ? config.eval_input.eval_image_size : e.data.eval_size;
-  d.crop_pct = config.eval_input.eval_crop_pct > 0 ? config.eval_input.eval_crop_pct : e.data.crop_pct;
+  d.train_size = config.train_input.image_size.value_or(e.data.train_size);
+  d.eval_size = config.eval_input.eval_image_size.value_or(e.data.eval_size);
+  d.crop_pct = config.eval_input.eval_crop_pct.value_or(e.data.crop_pct);
   d.crop_mode = config.eval_input.eval_crop_mode.value_or(e.data.crop_mode);
-  d.interpolation = config.data.interpolation.value_or(parse_interpolation(e.data.interpolation));
+  d.interpolation = config.data.interpolation.value_or(e.data.interpolation);
   d.mean = config.data.mean.value_or(e.data.mean);
   d.std = config.data.std.value_or(e.data.std);
   return d;
@@ -100,9 +70,9 @@ TrainTransformOptions train_transform_options(const RunConfig& config, int64_t s
   t.interpolation = d.interpolation;
   t.sampler = in.crop_sampler;
   t.augmentation = in.augmentation;
-  if (in.crop_min_area > 0) {
-    t.distorted.min_area = in.crop_min_area;
-    t.resized.min_scale = in.crop_min_area;
+  if (in.crop_min_area) {
+    t.distorted.min_area = *in.crop_min_area;
+    t.resized.min_scale = *in.crop_min_area;
   }
   t.randaugment_layers = static_cast<int>(in.randaug_layers);
   t.randaugment_magnitude = randaug_magnitude;

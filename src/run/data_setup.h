@@ -18,12 +18,6 @@ namespace convnets {
 // and stale shard sets are reported on `console`.
 std::shared_ptr<const ImageSource> open_split(const RunConfig& config, bool train, Console& console);
 
-// The classes data_dir itself names, in label order: an image folder's class directories (of train/, else
-// val/ or validation/), or the lines of <data_dir>/classes.txt beside TFRecords (prepare_data writes it).
-// Empty when data_dir is empty, missing, or names none. resolve_config takes num_classes from here when no
-// recipe or flag sets it; the run's classes.txt is written from it.
-std::vector<std::string> data_class_names(const std::string& data_dir);
-
 // The configuration's input settings with the architecture's defaults filled in.
 struct ResolvedData {
   int64_t train_size, eval_size;

@@ -14,7 +14,8 @@ namespace convnets {
 
 std::string BatchNormConvention::describe() const {
   char buf[128];
-  std::snprintf(buf, sizeof(buf), "BatchNorm eps %g, momentum %g (%s)", eps, momentum, source.c_str());
+  std::snprintf(buf, sizeof(buf), "BatchNorm eps %g, momentum %g (%s)", settings.eps, settings.momentum,
+                source.c_str());
   return buf;
 }
 
@@ -50,24 +51,24 @@ BatchNormConvention resolve_batch_norm(const RunConfig& config, WeightsOrigin or
   const std::optional<double> meta_momentum = metadata_number(metadata, "convnets.bn_momentum");
   const char* library = origin == WeightsOrigin::kTimm ? "timm's" : "torchvision's";
   if (meta_eps && meta_momentum) {
-    bn = {*meta_eps, *meta_momentum, "weights metadata"};
+    bn = {{*meta_eps, *meta_momentum}, "weights metadata"};
   } else if (foreign) {
-    bn = {foreign->bn.eps, foreign->bn.momentum, library};
+    bn = {foreign->bn, library};
   } else if (origin == WeightsOrigin::kTorchvision || origin == WeightsOrigin::kTimm) {
-    bn = {entry.native_bn.eps, entry.native_bn.momentum, library};
+    bn = {entry.native_bn, library};
   } else {
-    bn = {entry.recipe_bn.eps, entry.recipe_bn.momentum, "recipe"};
+    bn = {entry.recipe_bn, "recipe"};
   }
-  if (config.model.bn_eps) bn.eps = *config.model.bn_eps;
-  if (config.model.bn_momentum) bn.momentum = *config.model.bn_momentum;
+  if (config.model.bn_eps) bn.settings.eps = *config.model.bn_eps;
+  if (config.model.bn_momentum) bn.settings.momentum = *config.model.bn_momentum;
   if (config.model.bn_eps || config.model.bn_momentum) bn.source = "flag";
   return bn;
 }
 
 RunConfig with_batch_norm(const RunConfig& config, const BatchNormConvention& bn) {
   RunConfig c = config;
-  c.model.bn_eps = bn.eps;
-  c.model.bn_momentum = bn.momentum;
+  c.model.bn_eps = bn.settings.eps;
+  c.model.bn_momentum = bn.settings.momentum;
   return c;
 }
 
@@ -122,9 +123,8 @@ void load_finetune_weights(ConvNetImpl& model, const RunConfig& config, Console&
   const WeightsFile file = load_weights_file(path);
   const NamedTensors weights =
       to_native_weights(find_model(config.model.arch), file.tensors, !file.metadata.empty(), path).tensors;
-  auto is_head = [](const std::string& name) {
-    return name.rfind("fc.", 0) == 0 || name.rfind("classifier.", 0) == 0;
-  };
+  const std::string head = find_model(config.model.arch).classifier + ".";
+  auto is_head = [&](const std::string& name) { return name.rfind(head, 0) == 0; };
   std::unordered_map<std::string, torch::Tensor> own;
   for (auto& [name, t] : state_dict(model)) own.emplace(name, t);
   NamedTensors usable;

@@ -18,7 +18,7 @@ namespace convnets {
 // whose layout they have (ModelEntry::native_bn, or the foreign layout's); the recipe's when there are no
 // weights (training from scratch) or they are ours without metadata.
 struct BatchNormConvention {
-  double eps = 1e-5, momentum = 0.1;
+  BatchNormSettings settings;
   std::string source;            // "flag", "weights metadata", "torchvision's", "timm's", "recipe"
   std::string describe() const;  // "BatchNorm eps 1e-05, momentum 0.1 (recipe)"
 };

@@ -34,8 +34,6 @@ class TrainStep {
   // `images`: normalised float NCHW; `targets`: soft targets [N, K]; `lr` for the update this may trigger.
   MicroStepResult micro_step(const torch::Tensor& images, const torch::Tensor& targets, double lr);
   int64_t updates() const { return updates_; }
-  // Micro-batches accumulated towards the next update (0 at an update boundary).
-  int pending_micro_batches() const { return micro_; }
   // Resuming: the update counter of the checkpoint (only at an update boundary).
   void set_updates(int64_t updates) { updates_ = updates; }
   // Data parallel: gradients are averaged across ranks during the backward of each update's last

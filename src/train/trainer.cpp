@@ -174,185 +174,244 @@ std::string export_weights(TrainState& state, const TrainOutcome& outcome, const
   return path;
 }
 
-}  // namespace
-
-TrainOutcome run_training(const RunConfig& given_config, TrainMode mode, const RunContext& context) {
-  // BatchNorm eps / momentum made explicit (recipe, or finetune_from's own), so config.yaml, checkpoints and
-  // exported weights all record the convention the model trains with.
-  const RunConfig config = with_resolved_batch_norm(given_config);
-  const bool benchmark = mode == TrainMode::kBenchmark;
-  TrainSession session(config, mode, context);
-  Console& out = session.console();
-  const ResolvedData data = resolve_data(config);
-  ConvNetPtr model = session.build_model();  // data parallel: this attaches the gradient reducer
-  TrainState state(model, config, session.device(), session.reducer());
-
-  const std::shared_ptr<const ImageSource> train_source = open_split(config, true, out);
-  const std::shared_ptr<const ImageSource> eval_source =
-      mode == TrainMode::kTrainAndEval ? open_split(config, false, out) : nullptr;
-  if (mode == TrainMode::kTrainAndEval && !eval_source)
-    throw std::invalid_argument(
-        "train_and_eval needs data_dir with a validation split (synthetic data has none)");
-  session.write_class_names();
-  const EpochPlan plan =
-      EpochPlan::make(config, train_source ? std::optional<int64_t>(train_source->size()) : std::nullopt,
-                      session.world(), benchmark);
-  const int64_t k = config.optim.grad_accum_steps;
-  const LrSchedule schedule =
-      LrSchedule::from_config(config.schedule, plan.base_lr, plan.updates_per_epoch, plan.total_updates);
-  const WeightsMetadata metadata = model_metadata(config.model);
-
-  std::unique_ptr<CheckpointManager> checkpoints;
-  Resumed start;
-  if (!benchmark) {
-    if (session.main_rank())
-      checkpoints = std::make_unique<CheckpointManager>(
-          config.output.model_dir, static_cast<int>(config.checkpoints.keep_checkpoints));
-    start = resume_training(state, checkpoints.get(), plan, session);
+// One run of the training loop (train, train_and_eval, training_benchmark): what it stands on, made in order
+// at construction (the session, the model and its state, the data, the plan, the resumed position), then
+// epoch after epoch until the plan or a stop signal ends it.
+class TrainingRun {
+ public:
+  TrainingRun(const RunConfig& given_config, TrainMode mode, const RunContext& context)
+      // BatchNorm eps / momentum made explicit (recipe, or finetune_from's own), so config.yaml, checkpoints
+      // and exported weights all record the convention the model trains with.
+      : config_(with_resolved_batch_norm(given_config)),
+        mode_(mode),
+        benchmark_(mode == TrainMode::kBenchmark),
+        session_(config_, mode, context),
+        data_(resolve_data(config_)),
+        model_(session_.build_model()),  // data parallel: this attaches the gradient reducer
+        state_(model_, config_, session_.device(), session_.reducer()),
+        train_source_(open_split(config_, true, session_.console())),
+        eval_source_(mode == TrainMode::kTrainAndEval ? open_split(config_, false, session_.console())
+                                                      : nullptr),
+        plan_(make_plan()),
+        schedule_(LrSchedule::from_config(config_.schedule, plan_.base_lr, plan_.updates_per_epoch,
+                                          plan_.total_updates)),
+        metadata_(model_metadata(config_.model)),
+        batches_({.device = session_.device().device,
+                  .mean = data_.mean,
+                  .std = data_.std,
+                  .num_classes = config_.model.num_classes,
+                  .label_smoothing = config_.optim.label_smoothing,
+                  .seed = static_cast<uint64_t>(config_.iterations.seed),
+                  .rank = session_.rank(),
+                  .world_size = session_.world()}),
+        metrics_(session_.device(), config_.optim.max_nonfinite_steps) {
+    if (!benchmark_) {
+      if (session_.main_rank())
+        checkpoints_ = std::make_unique<CheckpointManager>(
+            config_.output.model_dir, static_cast<int>(config_.checkpoints.keep_checkpoints));
+      start_ = resume_training(state_, checkpoints_.get(), plan_, session_);
+    }
+    announce(config_, plan_, train_source_.get(), session_);
+    install_stop_handlers();
+    if (eval_source_) evaluator_.emplace(eval_source_, config_, session_);
   }
-  announce(config, plan, train_source.get(), session);
-  install_stop_handlers();
 
-  TrainOutcome outcome;
-  std::optional<TrainEvaluator> evaluator;
-  if (eval_source) evaluator.emplace(eval_source, config, session);
-  auto evaluate = [&](int64_t epochs_done) {
-    const TrainEvaluation e = evaluator->evaluate(state, epochs_done);
-    outcome.eval = e.raw;
-    outcome.eval_ema = e.ema;
-    return e;
-  };
-  auto save = [&](int64_t epoch, int64_t micro, int64_t epochs_done, std::optional<double> metric) {
-    return save_training_checkpoint(state, checkpoints.get(),
-                                    {epoch, micro, 0, plan.updates_per_epoch, plan.total_updates},
-                                    epochs_done, metric, metadata, session);
-  };
-  DeviceBatchSource batches({.device = session.device().device,
-                             .mean = data.mean,
-                             .std = data.std,
-                             .num_classes = config.model.num_classes,
-                             .label_smoothing = config.optim.label_smoothing,
-                             .seed = static_cast<uint64_t>(config.iterations.seed),
-                             .rank = session.rank(),
-                             .world_size = session.world()});
-  TrainMetrics metrics(session.device(), config.optim.max_nonfinite_steps);
+  TrainOutcome run() {
+    bool stopped = false;
+    int64_t epoch = start_.epoch, current_stage = -1;
+    for (; epoch < plan_.num_epochs && state_.updates() < plan_.total_updates && !stopped; ++epoch) {
+      const StagePlan stage = stage_for_epoch(config_, data_.train_size, epoch, plan_.num_epochs);
+      if (stage.stage != current_stage) feed_stage(batches_, config_, stage, train_source_, session_);
+      current_stage = stage.stage;
+      const int64_t first = epoch == start_.epoch ? start_.micro_batch : 0;
+      batches_.start_epoch(epoch, first);
+      if (session_.group() && epoch == start_.epoch) session_.group()->barrier();  // ranks start together
+      const EpochEnd end = train_epoch(epoch, first);
+      stopped = end.stopped;
+      if (!stopped) end_epoch(epoch, end);
+    }
+    if (!stopped && mode_ == TrainMode::kTrainAndEval && !outcome_.eval) {
+      session_.console().info("already trained for " + std::to_string(plan_.total_updates) +
+                              " updates; evaluating");
+      evaluate(epoch);
+    }
+    outcome_.updates = state_.updates();
+    outcome_.interrupted = stopped;
+    if (stopped) {
+      session_.logs().flush();
+      return outcome_;
+    }
+    finish();
+    return outcome_;
+  }
 
-  bool stopped = false;
-  int64_t epoch = start.epoch, current_stage = -1;
-  for (; epoch < plan.num_epochs && state.updates() < plan.total_updates && !stopped; ++epoch) {
-    const StagePlan stage = stage_for_epoch(config, data.train_size, epoch, plan.num_epochs);
-    if (stage.stage != current_stage) feed_stage(batches, config, stage, train_source, session);
-    current_stage = stage.stage;
-    const int64_t first = epoch == start.epoch ? start.micro_batch : 0;
-    batches.start_epoch(epoch, first);
-    if (session.group() && epoch == start.epoch) session.group()->barrier();  // ranks start together
+ private:
+  struct EpochEnd {
+    bool stopped = false;
+    double lr = 0;
+    int64_t done_micro = 0;  // micro-batches of the epoch done: where a checkpoint resumes
+  };
+
+  // Called while the members are made, once the data is open: the class names written, the epochs planned.
+  EpochPlan make_plan() {
+    if (mode_ == TrainMode::kTrainAndEval && !eval_source_)
+      throw std::invalid_argument(
+          "train_and_eval needs data_dir with a validation split (synthetic data has none)");
+    session_.write_class_names();
+    return EpochPlan::make(config_,
+                           train_source_ ? std::optional<int64_t>(train_source_->size()) : std::nullopt,
+                           session_.world(), benchmark_);
+  }
+
+  // The epoch's micro-batches from `first`, each an optimizer step every grad_accum_steps; a stop signal ends
+  // it after the current update, with a checkpoint.
+  EpochEnd train_epoch(int64_t epoch, int64_t first) {
+    const int64_t k = config_.optim.grad_accum_steps;
     // A batch-unit run may stop inside the epoch.
     const int64_t epoch_end =
-        std::min(plan.micro_per_epoch, first + (plan.total_updates - state.updates()) * k);
+        std::min(plan_.micro_per_epoch, first + (plan_.total_updates - state_.updates()) * k);
     std::optional<ProgressLine> progress;
-    if (session.main_rank())
-      progress.emplace(out, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(plan.num_epochs),
+    if (session_.main_rank())
+      progress.emplace(session_.console(),
+                       "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(plan_.num_epochs),
                        epoch_end, first);
-    metrics.begin_epoch();
-    double lr = 0;
-    int64_t done_micro = first;  // micro-batches of this epoch done: where a checkpoint resumes
-    for (int64_t b = first; b < plan.micro_per_epoch && state.updates() < plan.total_updates; ++b) {
-      done_micro = b + 1;
-      metrics.begin_step();
-      const DeviceBatch batch = batches.next();
-      lr = schedule.at(state.updates());
-      const MicroStepResult r = state.step().micro_step(batch.images, batch.targets, lr);
-      batches.prefetch(b + 1 < epoch_end);  // the next copy overlaps this step
-      metrics.add(r, batch.size());
+    metrics_.begin_epoch();
+    EpochEnd end;
+    end.done_micro = first;
+    for (int64_t b = first; b < plan_.micro_per_epoch && state_.updates() < plan_.total_updates; ++b) {
+      end.done_micro = b + 1;
+      metrics_.begin_step();
+      const DeviceBatch batch = batches_.next();
+      end.lr = schedule_.at(state_.updates());
+      const MicroStepResult r = state_.step().micro_step(batch.images, batch.targets, end.lr);
+      batches_.prefetch(b + 1 < epoch_end);  // the next copy overlaps this step
+      metrics_.add(r, batch.size());
       if (!r.updated) continue;
-      if (session.group()) session.group()->note_progress(state.updates());
-      if (benchmark) metrics.time_update(state.updates(), config.iterations.warmup_steps, k, batch.size());
-      const bool last_update = state.updates() >= plan.total_updates || b + 1 == plan.micro_per_epoch;
+      if (session_.group()) session_.group()->note_progress(state_.updates());
+      if (benchmark_)
+        metrics_.time_update(state_.updates(), config_.iterations.warmup_steps, k, batch.size());
+      const bool last_update = state_.updates() >= plan_.total_updates || b + 1 == plan_.micro_per_epoch;
       // One process: a signal stops after the current update. Data parallel: the ranks agree on it at
       // display steps (one small all-reduce that also carries the metrics).
-      bool stop_now = !session.group() && stop_requested();
-      if (state.updates() % config.output.display_every == 0 || last_update)
-        stop_now = report_window(metrics, session, progress ? &*progress : nullptr, b + 1, epoch,
-                                 state.updates(), lr, r.skipped);
-      if (!benchmark && config.checkpoints.checkpoint_every_steps > 0 &&
-          state.updates() % config.checkpoints.checkpoint_every_steps == 0 && b + 1 < plan.micro_per_epoch) {
-        metrics.check_divergence(state.updates(), lr);
+      bool stop_now = !session_.group() && stop_requested();
+      if (state_.updates() % config_.output.display_every == 0 || last_update)
+        stop_now = report_window(metrics_, session_, progress ? &*progress : nullptr, b + 1, epoch,
+                                 state_.updates(), end.lr, r.skipped);
+      if (!benchmark_ && config_.checkpoints.checkpoint_every_steps > 0 &&
+          state_.updates() % config_.checkpoints.checkpoint_every_steps == 0 &&
+          b + 1 < plan_.micro_per_epoch) {
+        metrics_.check_divergence(state_.updates(), end.lr);
         save(epoch, b + 1, epoch, std::nullopt);
       }
       if (stop_now) {
         if (progress) progress->finish();
-        if (!benchmark) {
+        if (!benchmark_) {
           const std::string path = save(epoch, b + 1, epoch, std::nullopt);
-          out.info("signal " + std::to_string(stop_signal_number()) + ": stopped after update " +
-                   std::to_string(state.updates()) + "; checkpoint " + path +
-                   " (run the same command to resume)");
+          session_.console().info("signal " + std::to_string(stop_signal_number()) +
+                                  ": stopped after update " + std::to_string(state_.updates()) +
+                                  "; checkpoint " + path + " (run the same command to resume)");
         }
-        stopped = true;
-        break;
+        end.stopped = true;
+        return end;
       }
     }
-    if (stopped) break;
     if (progress) progress->finish();
+    return end;
+  }
+
+  // The epoch's figures, its evaluation (train_and_eval, every epochs_between_eval and at the end), its row
+  // of summary.csv and its checkpoint.
+  void end_epoch(int64_t epoch, const EpochEnd& end) {
     double skipped = 0;
-    const TrainMetrics::Rates e = log_epoch(metrics, batches, session, epoch, lr, &skipped);
-    const bool last_epoch = epoch + 1 == plan.num_epochs || state.updates() >= plan.total_updates;
+    const TrainMetrics::Rates e = log_epoch(metrics_, batches_, session_, epoch, end.lr, &skipped);
+    const bool last_epoch = epoch + 1 == plan_.num_epochs || state_.updates() >= plan_.total_updates;
     std::optional<TrainEvaluation> eval;
-    if (mode == TrainMode::kTrainAndEval &&
-        ((epoch + 1) % config.checkpoints.epochs_between_eval == 0 || last_epoch))
+    if (mode_ == TrainMode::kTrainAndEval &&
+        ((epoch + 1) % config_.checkpoints.epochs_between_eval == 0 || last_epoch))
       eval = evaluate(epoch + 1);
-    if (!benchmark) {
-      outcome.train_images_per_second = e.images_per_second;
-      csv_row(session, epoch, state.updates(), lr, e, skipped, mode == TrainMode::kTrainAndEval,
-              state.ema() != nullptr, eval);
-      metrics.check_divergence(state.updates(), lr);
+    if (!benchmark_) {
+      outcome_.train_images_per_second = e.images_per_second;
+      csv_row(session_, epoch, state_.updates(), end.lr, e, skipped, mode_ == TrainMode::kTrainAndEval,
+              state_.ema() != nullptr, eval);
+      metrics_.check_divergence(state_.updates(), end.lr);
       const std::optional<double> metric = eval ? std::optional<double>(eval->best_top1()) : std::nullopt;
       // A run that ends inside an epoch (num_iter in batches) records exactly where, so a longer num_iter
       // continues from there.
-      if (done_micro < plan.micro_per_epoch)
-        save(epoch, done_micro, epoch, metric);
-      else if ((epoch + 1) % config.checkpoints.save_checkpoint_freq == 0 || last_epoch)
+      if (end.done_micro < plan_.micro_per_epoch)
+        save(epoch, end.done_micro, epoch, metric);
+      else if ((epoch + 1) % config_.checkpoints.save_checkpoint_freq == 0 || last_epoch)
         save(epoch + 1, 0, epoch + 1, metric);
     }
-    session.logs().flush();
-  }
-  if (!stopped && mode == TrainMode::kTrainAndEval && !outcome.eval) {
-    out.info("already trained for " + std::to_string(plan.total_updates) + " updates; evaluating");
-    evaluate(epoch);
-  }
-  outcome.updates = state.updates();
-  outcome.interrupted = stopped;
-  if (stopped) {
-    session.logs().flush();
-    return outcome;
+    session_.logs().flush();
   }
 
-  nlohmann::json final_data = nlohmann::json::object();
-  if (benchmark) {
-    outcome.train_images_per_second = metrics.timed_images_per_second();
-    const LatencyStats st = metrics.timed_latency();
-    if (ProcessGroup* group = session.group())
-      outcome.train_images_per_second = group->sum({outcome.train_images_per_second})[0];
-    final_data = {{"train_throughput", outcome.train_images_per_second},
-                  {"train_step_latency_avg", st.avg},
-                  {"train_step_latency_p50", st.p50},
-                  {"train_step_latency_p90", st.p90},
-                  {"train_step_latency_p99", st.p99},
-                  {"timed_steps", st.count},
-                  {"global_batch_size", plan.global_batch}};
-    if (st.count == 0)
-      out.info("training_benchmark: no step after the " + std::to_string(config.iterations.warmup_steps) +
-               " warm-up steps was timed; raise num_iter");
-  } else if (session.main_rank()) {
-    bool used_ema = false;
-    outcome.final_weights = export_weights(state, outcome, config, &used_ema);
-    final_data["train_throughput"] = outcome.train_images_per_second;
-    final_data["exported_weights"] = used_ema ? "ema" : "raw";
-    if (outcome.eval) final_data.update(eval_report_json(*outcome.eval));
-    if (outcome.eval_ema) final_data.update(eval_report_json(*outcome.eval_ema, "ema_"));
+  // The run's result: the benchmark's timed figures, or the exported weights with the last evaluation.
+  void finish() {
+    nlohmann::json final_data = nlohmann::json::object();
+    if (benchmark_) {
+      outcome_.train_images_per_second = metrics_.timed_images_per_second();
+      const LatencyStats st = metrics_.timed_latency();
+      if (ProcessGroup* group = session_.group())
+        outcome_.train_images_per_second = group->sum({outcome_.train_images_per_second})[0];
+      final_data = {{"train_throughput", outcome_.train_images_per_second},
+                    {"train_step_latency_avg", st.avg},
+                    {"train_step_latency_p50", st.p50},
+                    {"train_step_latency_p90", st.p90},
+                    {"train_step_latency_p99", st.p99},
+                    {"timed_steps", st.count},
+                    {"global_batch_size", plan_.global_batch}};
+      if (st.count == 0)
+        session_.console().info("training_benchmark: no step after the " +
+                                std::to_string(config_.iterations.warmup_steps) +
+                                " warm-up steps was timed; raise num_iter");
+    } else if (session_.main_rank()) {
+      bool used_ema = false;
+      outcome_.final_weights = export_weights(state_, outcome_, config_, &used_ema);
+      final_data["train_throughput"] = outcome_.train_images_per_second;
+      final_data["exported_weights"] = used_ema ? "ema" : "raw";
+      if (outcome_.eval) final_data.update(eval_report_json(*outcome_.eval));
+      if (outcome_.eval_ema) final_data.update(eval_report_json(*outcome_.eval_ema, "ema_"));
+    }
+    session_.logs().dll().log(nlohmann::json::array(), final_data);
+    session_.logs().flush();
   }
-  session.logs().dll().log(nlohmann::json::array(), final_data);
-  session.logs().flush();
-  return outcome;
+
+  TrainEvaluation evaluate(int64_t epochs_done) {
+    const TrainEvaluation e = evaluator_->evaluate(state_, epochs_done);
+    outcome_.eval = e.raw;
+    outcome_.eval_ema = e.ema;
+    return e;
+  }
+
+  std::string save(int64_t epoch, int64_t micro, int64_t epochs_done, std::optional<double> metric) {
+    return save_training_checkpoint(state_, checkpoints_.get(),
+                                    {epoch, micro, 0, plan_.updates_per_epoch, plan_.total_updates},
+                                    epochs_done, metric, metadata_, session_);
+  }
+
+  const RunConfig config_;  // before the session, which keeps a reference to it
+  TrainMode mode_;
+  bool benchmark_;
+  TrainSession session_;
+  ResolvedData data_;
+  ConvNetPtr model_;
+  TrainState state_;
+  std::shared_ptr<const ImageSource> train_source_, eval_source_;
+  EpochPlan plan_;
+  LrSchedule schedule_;
+  WeightsMetadata metadata_;
+  DeviceBatchSource batches_;
+  TrainMetrics metrics_;
+  std::unique_ptr<CheckpointManager> checkpoints_;
+  Resumed start_;
+  std::optional<TrainEvaluator> evaluator_;
+  TrainOutcome outcome_;
+};
+
+}  // namespace
+
+TrainOutcome run_training(const RunConfig& config, TrainMode mode, const RunContext& context) {
+  return TrainingRun(config, mode, context).run();
 }
 
 }  // namespace convnets

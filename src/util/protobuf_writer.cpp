@@ -51,10 +51,4 @@ void put_double(std::string& out, int field, double value) {
   put_fixed(out, value);
 }
 
-void put_packed_ints(std::string& out, int field, const std::vector<int64_t>& values) {
-  std::string packed;
-  for (int64_t v : values) put_varint(packed, static_cast<uint64_t>(v));
-  put_bytes(out, field, packed);
-}
-
 }  // namespace convnets::proto

@@ -18,7 +18,5 @@ void put_int(std::string& out, int field, int64_t value);
 void put_bytes(std::string& out, int field, std::string_view bytes);
 void put_float(std::string& out, int field, float value);
 void put_double(std::string& out, int field, double value);
-// A packed repeated int64 field (proto3's default encoding; proto2 parsers accept it too).
-void put_packed_ints(std::string& out, int field, const std::vector<int64_t>& values);
 
 }  // namespace convnets::proto

@@ -29,8 +29,5 @@ bool stop_requested() {
 int stop_signal_number() {
   return g_signal;
 }
-void clear_stop_request() {
-  g_signal = 0;
-}
 
 }  // namespace convnets

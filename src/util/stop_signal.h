@@ -7,6 +7,5 @@ namespace convnets {
 void install_stop_handlers();
 bool stop_requested();
 int stop_signal_number();   // the signal received, 0 if none
-void clear_stop_request();  // tests
 
 }  // namespace convnets

@@ -108,11 +108,6 @@ NamedTensors torch_state_dict_from_bytes(std::string_view bytes, const std::stri
   return out;
 }
 
-NamedTensors load_torch_state_dict(const std::string& path) {
-  const std::string bytes = read_file(path);
-  return torch_state_dict_from_bytes(bytes, path);
-}
-
 WeightsMetadata torch_file_metadata(std::string_view bytes, const std::string& context) {
   ZipReader zip(bytes, context);
   for (const auto& name : zip.names()) {

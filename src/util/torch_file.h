@@ -21,7 +21,6 @@ pickle::ValuePtr parse_torch_file(std::string_view bytes, const std::string& con
 
 // The tensors of a state dict inside a torch.save file: the top-level dict, or its "state_dict" / "model"
 // entry when the file is a training checkpoint. Throws naming the file and key for anything else.
-NamedTensors load_torch_state_dict(const std::string& path);
 NamedTensors torch_state_dict_from_bytes(std::string_view bytes, const std::string& context);
 // The convnets.json record of a torch.save file; empty when there is none. Throws naming the file when the
 // record is not a JSON object of strings (at most 64 KiB).

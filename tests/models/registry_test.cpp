@@ -41,7 +41,7 @@ TEST(Registry, EntriesCarryTheirDefaults) {
   EXPECT_DOUBLE_EQ(find_model("resnet50").data.crop_pct, 0.875);
   EXPECT_EQ(find_model("efficientnet_b4").data.train_size, 380);
   EXPECT_DOUBLE_EQ(find_model("efficientnet_b4").data.crop_pct, 380.0 / 412.0);
-  EXPECT_EQ(find_model("efficientnet_b4").data.interpolation, "bicubic");
+  EXPECT_EQ(find_model("efficientnet_b4").data.interpolation, Interpolation::kBicubic);
   EXPECT_DOUBLE_EQ(find_model("efficientnet_b7").dropout, 0.5);
   EXPECT_DOUBLE_EQ(find_model("resnet50").data.mean[0], 0.485);
   EXPECT_EQ(find_model("efficientnet_v2_s").data.eval_size, 384);
@@ -61,6 +61,25 @@ TEST(Registry, OverridesApplyAndBadOnesAreRejected) {
   EXPECT_THROW(create_model("resnext101_32x4d", {.se_width = 16}), std::invalid_argument);
   EXPECT_THROW(create_model("efficientnet_b0", {.padding = Padding::kSame}), std::invalid_argument);
   EXPECT_THROW(create_model("resnet50", {.padding = Padding::kSame}), std::invalid_argument);
+  // What a model is anyway may be asked for: dropout 0 of a ResNet, fan_out and symmetric padding of a B0.
+  EXPECT_NO_THROW(create_model("resnet50", {.dropout = 0.0, .stochastic_depth = 0.0}));
+  EXPECT_NO_THROW(
+      create_model("efficientnet_b0", {.init_mode = FanMode::kFanOut, .padding = Padding::kSymmetric}));
+  // One check names the knob and the models that do take it.
+  try {
+    create_model("resnext101_32x4d", {.se_width = 16});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "se_width: resnext101_32x4d does not take it (the models that do: se_resnext101_32x4d)");
+  }
+  // Each family's entries name their classifier, the module fine-tuning re-initialises.
+  for (const std::string arch : {"resnet18", "efficientnet_b0", "efficientnet_v2_s", "efficientnet_v2_b0"}) {
+    const ModelEntry& entry = find_model(arch);
+    const auto params = create_model(arch)->named_parameters();
+    EXPECT_TRUE(params.contains(entry.classifier + ".weight")) << arch << ": " << entry.classifier;
+    EXPECT_TRUE(params.contains(entry.classifier + ".bias")) << arch << ": " << entry.classifier;
+  }
 }
 
 // The new families' sizes against the reference libraries' counts (docs/models.md): torchvision's num_params

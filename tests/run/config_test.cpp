@@ -144,6 +144,27 @@ TEST(RunConfig, TheWrittenYamlReadsBackToTheSameConfig) {
   EXPECT_EQ(config_to_json(back), config_to_json(c));
 }
 
+// Sizes and fractions that default to the architecture's are unset, not 0; a 0 still reads as unset, as the
+// config.yaml files of earlier versions wrote them, and anything else out of range is an error.
+TEST(RunConfig, ArchitectureDefaultsAreUnsetAndAnOldZeroReadsAsUnset) {
+  testing::ScratchDir dir;
+  const RunConfig fresh = resolve_config("", {{"arch", "resnet18"}});
+  EXPECT_FALSE(fresh.train_input.image_size || fresh.eval_input.eval_image_size ||
+               fresh.eval_input.eval_crop_pct || fresh.eval_input.eval_batch_size ||
+               fresh.train_input.crop_min_area || fresh.exporting.export_image_size);
+  const std::string old = write(dir, "old.yaml",
+                                "arch: resnet18\nimage_size: 0\neval_image_size: 0\neval_crop_pct: 0\n"
+                                "eval_batch_size: 0\ncrop_min_area: 0\nexport_image_size: 0\n");
+  const RunConfig read = resolve_config(old, {});
+  EXPECT_EQ(config_to_json(read), config_to_json(fresh));
+  const RunConfig set = resolve_config("", {{"eval_image_size", "96"}, {"eval_crop_pct", "0.5"}});
+  EXPECT_EQ(set.eval_input.eval_image_size, 96);
+  EXPECT_EQ(set.eval_input.eval_crop_pct, 0.5);
+  EXPECT_NE(error_of([&] { resolve_config("", {{"eval_crop_pct", "1.5"}}); }).find("eval_crop_pct"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { resolve_config("", {{"image_size", "-3"}}); }).find("image_size"), std::string::npos);
+}
+
 TEST(RunConfig, EveryRecipeInTheRepositoryResolves) {
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(testing::tests_source_dir() + "/../recipes")) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "data/data_dir.h"
 #include "data/loader.h"
 #include "models/registry.h"
 #include "test_support.h"
@@ -20,7 +21,7 @@ TEST(RunSetup, EvalTransformOptionsFollowEachArchitecture) {
     const ModelEntry& e = find_model(name);
     const EvalTransformOptions o = eval_transform_options(default_config(name));
     EXPECT_EQ(o.size, e.data.eval_size) << name;
-    EXPECT_EQ(o.interpolation, parse_interpolation(e.data.interpolation)) << name;
+    EXPECT_EQ(o.interpolation, e.data.interpolation) << name;
     EXPECT_FALSE(o.dct_scaling) << name;
     switch (e.data.crop_mode) {
       case CropMode::kCenter:
