@@ -9,13 +9,14 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
-#include "models/inference_graph.h"
-#include "models/registry.h"
 #include "cpu/fast_inference.h"
 #include "cpu/onednn_plan.h"
 #include "cpu/winograd_error_ratio.h"
+#include "models/inference_graph.h"
+#include "models/registry.h"
 #include "test_support.h"
 #include "util/file_io.h"
 #include "util/safetensors.h"
@@ -74,29 +75,46 @@ bool with_fp16(const std::string& arch) {
 
 class InferenceForm : public ::testing::TestWithParam<Case> {};
 
+// What every CPU form of one case is compared with, made once: the fixture's photos and references, the
+// model, its eager float32 logits (at the fixture's size and at 32 px), and its float32 bound.
+struct EagerReference {
+  std::map<std::string, torch::Tensor> io;
+  ConvNetPtr model;
+  torch::Tensor x, eager, small, small_eager;
+  double bound = 0;  // the eager model's own float32 bound against float64, or 1e-4
+  explicit EagerReference(const Case& c)
+      : io(testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"))),
+        model(torchvision_model(c.arch, c.full)) {
+    torch::NoGradGuard no_grad;
+    x = io.at("input");
+    eager = model->forward(x);
+    small = x.narrow(2, 0, 32).narrow(3, 0, 32);
+    small_eager = model->forward(small);
+    bound = std::max({1e-4, testing::fp32_forward_bound(*model),
+                      4 * testing::rel_error(io.at("eval_logits_fp32"), io.at("eval_logits"))});
+  }
+};
+
 // Folding is exact: in float64 the inference graph gives the eager eval-mode model's logits (summation
 // order aside), so any error in a folded weight or a wired residual shows at 1e-10. In float32 the folded
 // model is held to the bound the eager model is held to against float64 (tests/parity).
-TEST_P(InferenceForm, FoldedGraphEqualsTheModelInFloat64) {
-  const Case c = GetParam();
-  const auto io = testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"));
-  ConvNetPtr model = torchvision_model(c.arch, c.full);
+void expect_folding_is_exact(const Case& c, const EagerReference& r) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor x = io.at("input");
-  const InferenceGraph graph32 = inference_graph(*model, c.arch);
-  const torch::Tensor folded32 = run_inference_graph(graph32, x);
-  const double bound = std::max(testing::fp32_forward_bound(*model),
-                                4 * testing::rel_error(io.at("eval_logits_fp32"), io.at("eval_logits")));
-  model->to(torch::kDouble);
-  const InferenceGraph graph = inference_graph(*model, c.arch, torch::kDouble);
-  const torch::Tensor eager = model->forward(x.to(torch::kDouble));
+  const InferenceGraph graph32 = inference_graph(*r.model, c.arch);
+  const torch::Tensor folded32 = run_inference_graph(graph32, r.x);
+  const double bound = std::max(testing::fp32_forward_bound(*r.model),
+                                4 * testing::rel_error(r.io.at("eval_logits_fp32"), r.io.at("eval_logits")));
+  ConvNetPtr model64 = torchvision_model(c.arch, c.full);
+  model64->to(torch::kDouble);
+  const InferenceGraph graph = inference_graph(*model64, c.arch, torch::kDouble);
+  const torch::Tensor eager = model64->forward(r.x.to(torch::kDouble));
   ASSERT_GE(testing::distinct_top1(eager), 3) << "the model gives the same class for every photo";
-  EXPECT_LT(testing::rel_error(run_inference_graph(graph, x.to(torch::kDouble)), eager), 1e-10);
+  EXPECT_LT(testing::rel_error(run_inference_graph(graph, r.x.to(torch::kDouble)), eager), 1e-10);
   EXPECT_LT(testing::rel_error(folded32, eager), bound);
   EXPECT_TRUE(torch::equal(folded32.argmax(1), eager.argmax(1)));
   // No BatchNorm is left: one convolution per Conv2d of the model.
   int64_t convs = 0, graph_convs = 0;
-  for (const auto& m : model->modules(false)) convs += m->as<torch::nn::Conv2dImpl>() != nullptr;
+  for (const auto& m : model64->modules(false)) convs += m->as<torch::nn::Conv2dImpl>() != nullptr;
   for (const auto& op : graph.ops) graph_convs += op.kind == InferenceOpKind::kConv;
   EXPECT_EQ(graph_convs, convs);
 }
@@ -106,28 +124,20 @@ TEST_P(InferenceForm, FoldedGraphEqualsTheModelInFloat64) {
 // Winograd convolutions round more than direct ones: cpu/winograd_error_ratio.h); the same top-5; at batch 8
 // and 1, and at 32 px, where the last stage runs on 1x1 maps.
 template <typename Form>
-void expect_cpu_form_gives_the_models_logits(const Case& c, Form& form, const char* form_name,
-                                             double algorithm_factor = 1) {
-  const auto io = testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"));
-  ConvNetPtr model = torchvision_model(c.arch, c.full);
-  const torch::Tensor x = io.at("input");
-  torch::Tensor eager;
-  {
-    torch::NoGradGuard no_grad;
-    eager = model->forward(x);
-  }
-  const double bound =
-      algorithm_factor * std::max({1e-4, testing::fp32_forward_bound(*model),
-                                   4 * testing::rel_error(io.at("eval_logits_fp32"), io.at("eval_logits"))});
-  const torch::Tensor logits = form.forward(x);
+void expect_cpu_form_gives_the_models_logits(const Case& c, const EagerReference& r, Form& form,
+                                             const char* form_name, double algorithm_factor = 1) {
+  SCOPED_TRACE(form_name);
+  const double bound = algorithm_factor * r.bound;
+  const torch::Tensor& eager = r.eager;
+  const torch::Tensor logits = form.forward(r.x);
   std::printf("%s: %s vs eager %.2e, vs float64 %.2e (bound %.1e)\n", c.arch.c_str(), form_name,
-              testing::rel_error(logits, eager), testing::rel_error(logits, io.at("eval_logits")), bound);
+              testing::rel_error(logits, eager), testing::rel_error(logits, r.io.at("eval_logits")), bound);
   EXPECT_LT(testing::rel_error(logits, eager), bound);
-  EXPECT_LT(testing::rel_error(logits, io.at("eval_logits")), bound) << "against float64";
+  EXPECT_LT(testing::rel_error(logits, r.io.at("eval_logits")), bound) << "against float64";
   // The same top-5 set for every image whose 5th and 6th classes (float64) are further apart than twice that
   // image's largest logit difference between the form and the eager model (closer ones are a float32 tie).
   const auto top5 = [](const torch::Tensor& t) { return std::get<0>(std::get<1>(t.topk(5, 1)).sort(1)); };
-  const torch::Tensor sorted = std::get<0>(io.at("eval_logits").sort(1, /*descending=*/true));
+  const torch::Tensor sorted = std::get<0>(r.io.at("eval_logits").sort(1, /*descending=*/true));
   const torch::Tensor row_diff = std::get<0>((logits - eager).abs().max(1));
   int64_t checked = 0;
   for (int64_t i = 0; i < logits.size(0); ++i) {
@@ -140,39 +150,32 @@ void expect_cpu_form_gives_the_models_logits(const Case& c, Form& form, const ch
               static_cast<long long>(logits.size(0)));
   EXPECT_GE(checked, 1) << "no image's top-5 is beyond float32's ties";
   // A second batch size reuses nothing stale (weights are packed per input shape), and batch 1 agrees too.
-  EXPECT_LT(testing::rel_error(form.forward(x.narrow(0, 0, 1)), eager.narrow(0, 0, 1)), bound);
-  EXPECT_LT(testing::rel_error(form.forward(x), logits), 1e-6);
-  const torch::Tensor small = x.narrow(2, 0, 32).narrow(3, 0, 32);
-  torch::Tensor small_eager;
-  {
-    torch::NoGradGuard no_grad;
-    small_eager = model->forward(small);
-  }
-  EXPECT_LT(testing::rel_error(form.forward(small), small_eager), bound) << "at 32 px";
+  EXPECT_LT(testing::rel_error(form.forward(r.x.narrow(0, 0, 1)), eager.narrow(0, 0, 1)), bound);
+  EXPECT_LT(testing::rel_error(form.forward(r.x), logits), 1e-6);
+  EXPECT_LT(testing::rel_error(form.forward(r.small), r.small_eager), bound) << "at 32 px";
 }
 
-// The fused LibTorch form: oneDNN convolutions with their activation and residual, prepacked weights (where
-// oneDNN's fused residual add cannot run on 1x1 maps it falls back to separate ops).
-TEST_P(InferenceForm, FusedCpuFormGivesTheModelsLogits) {
+// Every CPU form of the model against its eager form, on one model and one set of eager logits: the folded
+// graph (exact in float64), the fused LibTorch form (oneDNN convolutions with their activation and residual,
+// prepacked weights; where oneDNN's fused residual add cannot run on 1x1 maps it falls back to separate ops),
+// and the fixed oneDNN plan in the layout this CPU gets by default, every primitive one of oneDNN's
+// optimised kernels, none its reference implementation (ref:any, a hundred times slower).
+TEST_P(InferenceForm, EveryCpuFormGivesTheModelsLogits) {
+  const Case c = GetParam();
+  const EagerReference r(c);
+  expect_folding_is_exact(c, r);
   ASSERT_TRUE(fast_inference_available()) << "x86-64 LibTorch has oneDNN's fusion kernels";
-  const Case c = GetParam();
-  FastInference fused(inference_graph(*torchvision_model(c.arch, c.full), c.arch));
-  expect_cpu_form_gives_the_models_logits(c, fused, "fused");
-}
-
-// The fixed oneDNN plan, in the layout this CPU gets by default; every primitive is one of oneDNN's optimised
-// kernels, none its reference implementation (ref:any, a hundred times slower).
-TEST_P(InferenceForm, OneDnnPlanGivesTheModelsLogits) {
-  const Case c = GetParam();
-  OneDnnPlan plan(inference_graph(*torchvision_model(c.arch, c.full), c.arch));
-  expect_cpu_form_gives_the_models_logits(c, plan, "oneDNN plan", testing::winograd_error_ratio());
-  const auto io = testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"));
-  const auto shape = io.at("input").sizes().vec();
-  for (const auto& line : plan.describe(shape)) EXPECT_EQ(line.find("ref:"), std::string::npos) << line;
+  const InferenceGraph graph = inference_graph(*r.model, c.arch);
+  FastInference fused(graph);
+  expect_cpu_form_gives_the_models_logits(c, r, fused, "fused");
+  OneDnnPlan plan(graph);
+  expect_cpu_form_gives_the_models_logits(c, r, plan, "oneDNN plan", testing::winograd_error_ratio());
+  for (const auto& line : plan.describe(r.x.sizes().vec()))
+    EXPECT_EQ(line.find("ref:"), std::string::npos) << line;
 }
 
 // The exported file, in float32 and float16, through ONNX Runtime (tests/python/check_onnx.py): the checker
-// (full_check), logits against ours and torchvision's, batches of 1, 7 and 64 through the same file.
+// (full_check), logits against ours and torchvision's, batches of 1, 7 and 13 through the same file.
 TEST_P(InferenceForm, OnnxRuntimeGivesOurLogits) {
   const Case c = GetParam();
   const auto io = testing::load_fixture(c.arch + (c.full ? "_full_io.safetensors" : "_io.safetensors"));
