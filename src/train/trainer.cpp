@@ -212,6 +212,14 @@ class TrainingRun {
       start_ = resume_training(state_, checkpoints_.get(), plan_, session_);
     }
     announce(config_, plan_, train_source_.get(), session_);
+    // A recipe cut short by num_iter keeps its warm-up (the seeds' behaviour; the cosine still ends at the
+    // run's last update), which can then be the whole run.
+    if (!benchmark_ && schedule_.warmup_steps >= plan_.total_updates)
+      session_.console().warning("lr_warmup_epochs = " + fmt(config_.schedule.lr_warmup_epochs) + " (" +
+                                 std::to_string(schedule_.warmup_steps) + " updates) covers the whole run (" +
+                                 std::to_string(plan_.total_updates) +
+                                 " updates): the learning rate only warms up and never anneals; lower "
+                                 "lr_warmup_epochs or raise num_iter");
     install_stop_handlers();
     if (eval_source_) evaluator_.emplace(eval_source_, config_, session_);
   }

@@ -114,6 +114,28 @@ TEST(Trainer, SkippedRecordsAreCountedInTheLogsAndTheEvalResult) {
   EXPECT_EQ(column(row, 6), "2");  // 26 files, both bad ones met in the one (whole-dataset) batch
 }
 
+// A run cut shorter than its warm-up says so (its learning rate never anneals); one that anneals does not.
+TEST(Trainer, AWarmUpAsLongAsTheRunIsNamed) {
+  testing::ScratchDir dir;
+  write_folder(dir.path() / "data", 4);
+  auto run = [&](const std::string& warmup, const std::string& model_dir) {
+    testing::RecordingConsole console;
+    run_training(resolve_config("", {{"arch", "resnet18"},
+                                     {"num_classes", "2"},
+                                     {"data_dir", dir.file("data")},
+                                     {"model_dir", dir.file(model_dir)},
+                                     {"image_size", "16"},
+                                     {"batch_size", "4"},
+                                     {"num_iter", "1"},
+                                     {"lr_warmup_epochs", warmup},
+                                     {"workers", "1"}}),
+                 TrainMode::kTrain, {.console = &console});
+    return console.err;
+  };
+  EXPECT_NE(run("1", "a").find("covers the whole run (2 updates)"), std::string::npos);
+  EXPECT_EQ(run("0.5", "b").find("covers the whole run"), std::string::npos);
+}
+
 // Resuming from a checkpoint taken inside an epoch continues with exactly the micro-batch after the last one
 // trained: the resumed run's final weights equal the uninterrupted run's bit for bit, from checkpoints taken
 // one update into an epoch and one update before its end (an off-by-one in where a checkpoint says it
