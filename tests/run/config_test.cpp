@@ -160,9 +160,14 @@ TEST(RunConfig, ArchitectureDefaultsAreUnsetAndAnOldZeroReadsAsUnset) {
   const RunConfig set = resolve_config("", {{"eval_image_size", "96"}, {"eval_crop_pct", "0.5"}});
   EXPECT_EQ(set.eval_input.eval_image_size, 96);
   EXPECT_EQ(set.eval_input.eval_crop_pct, 0.5);
-  EXPECT_NE(error_of([&] { resolve_config("", {{"eval_crop_pct", "1.5"}}); }).find("eval_crop_pct"),
+  EXPECT_NE(error_of([&] {
+              resolve_config("", {{"eval_crop_pct", "1.5"}});
+            }).find("eval_crop_pct"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { resolve_config("", {{"image_size", "-3"}}); }).find("image_size"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              resolve_config("", {{"image_size", "-3"}});
+            }).find("image_size"),
+            std::string::npos);
 }
 
 TEST(RunConfig, EveryRecipeInTheRepositoryResolves) {
