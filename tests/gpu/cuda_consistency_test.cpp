@@ -364,7 +364,7 @@ TEST(DeviceBatches, PinnedSideStreamCopyEqualsTheCpuPath) {
 // (weights bit-identical), the scale halves, finite steps update.
 TEST(GradScalerOnDevice, InjectedOverflowIsSkippedAndTheScaleBacksOff) {
   REQUIRE_GPU();
-  if (!device.is_cuda()) GTEST_SKIP() << "fp16 autocast with loss scaling is a CUDA path";
+  ASSERT_TRUE(device.is_cuda()) << "fp16 autocast with loss scaling is a CUDA path (no gpu_dry_run copy)";
   torch::manual_seed(2);
   ConvNetPtr model = create_model("resnet18", {.num_classes = 10});
   model->to(device);
