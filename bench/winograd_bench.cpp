@@ -14,6 +14,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
+#include "bench_support.h"
 #include "cpu/winograd_conv.h"
 
 namespace {
@@ -22,17 +23,12 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 using DataType = memory::data_type;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using convnets::bench::median;
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<int64_t> batches;
-  for (int i = 1; i < argc; ++i) batches.push_back(std::atoll(argv[i]));
-  if (batches.empty()) batches = {1, 32};
+  const std::vector<int64_t> batches = convnets::bench::batch_sizes(argc, argv);
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
   struct Layer {
