@@ -126,8 +126,8 @@ check(torch.equal(tuned["layer3.1.conv2.weight"], tv.state_dict()["layer3.1.conv
       "finetune_from loaded torchvision's kernels")
 
 # Resume: SIGKILL at a random moment and SIGTERM both continue bit for bit.
-resume_args = [*common, "--batch_size", "32", "--num_iter", "36", "--iter_unit", "batch", "--grad_accum_steps", "2",
-               "--checkpoint_every_steps", "3", "--ema_decay", "0.9", "--mixup_alpha", "0.2", "--cutmix_alpha", "1.0",
+resume_args = [*common, "--batch_size", "16", "--num_iter", "24", "--iter_unit", "batch", "--grad_accum_steps", "2",
+               "--checkpoint_every_steps", "4", "--ema_decay", "0.9", "--mixup_alpha", "0.2", "--cutmix_alpha", "1.0",
                "--display_every", "2"]
 B = os.path.join(WORK, "b")
 run("train", *resume_args, "--model_dir", B)
@@ -181,7 +181,7 @@ check("resuming from" in p.stdout and open(os.path.join(D, "final_weights.pt"), 
 # the checkpoint's RNG state must be restored for the resumed run to draw the same masks.
 eff_args = ["--arch", "efficientnet_b0", "--num_classes", "10", "--data_dir", DATA, "--image_size", "32",
             "--eval_image_size", "32", "--workers", "1", "--crop_sampler", "resized_crop", "--lr_warmup_epochs", "0",
-            "--augmentation", "none", "--batch_size", "8", "--num_iter", "40", "--iter_unit", "batch",
+            "--augmentation", "none", "--batch_size", "8", "--num_iter", "24", "--iter_unit", "batch",
             "--checkpoint_every_steps", "4", "--display_every", "2"]
 G = os.path.join(WORK, "g")
 run("train", *eff_args, "--model_dir", G)

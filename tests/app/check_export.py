@@ -1,4 +1,4 @@
-"""`convnets export` end to end: a train_and_eval result on Fashion-MNIST exported to ONNX and a Triton model
+"""`convnets export` end to end: a trained model on Fashion-MNIST exported to ONNX and a Triton model
 repository; ONNX Runtime gets the top-1 that `convnets eval` reported on the same validation split; the Triton
 config parses as Triton's ModelConfig and agrees with the ONNX file; the metadata says how to preprocess; bad
 requests are clear errors that leave no file behind.
@@ -56,7 +56,7 @@ def tfrecords(path):
 
 DATA, A = os.path.join(WORK, "fm"), os.path.join(WORK, "run")
 run("prepare_data", "--format", "fashion_mnist", "--input", FASHION, "--output", DATA, "--train_shards", "2")
-run("train_and_eval", "--arch", "resnet18", "--num_classes", "10", "--data_dir", DATA, "--image_size", "32",
+run("train", "--arch", "resnet18", "--num_classes", "10", "--data_dir", DATA, "--image_size", "32",
     "--eval_image_size", "32", "--workers", "2", "--crop_sampler", "resized_crop", "--lr_warmup_epochs", "0",
     "--batch_size", "64", "--num_iter", "40", "--iter_unit", "batch", "--eval_batch_size", "500", "--lr_init", "0.5",
     "--model_dir", A)

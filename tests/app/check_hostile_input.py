@@ -279,7 +279,7 @@ check(p.returncode == 0 and os.path.exists(os.path.join(latin1, b"final_weights.
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 # The probe: can an unprivileged user run the binary at all (the checkout may sit under a private directory)?
 if os.geteuid() == 0 and shutil.which("setpriv") and subprocess.run(
-        [*AS_NOBODY, BIN, "models"], capture_output=True, cwd="/").returncode == 0 and subprocess.run(
+        [*AS_NOBODY, BIN, "info", "--arch", "resnet18"], capture_output=True, cwd="/").returncode == 0 and subprocess.run(
         [*AS_NOBODY, "test", "-r", os.path.join(WORK, "..")], cwd="/").returncode == 0:
     R = os.path.join(WORK, "readonly")
     link_copy(C, R)

@@ -71,7 +71,8 @@ INSTANTIATE_TEST_SUITE_P(AllArchitectures, TorchvisionEval, ::testing::ValuesIn(
 
 class TorchvisionEvalFullSize : public ::testing::TestWithParam<std::string> {};
 
-// The recipe models again at their own resolution (224, 224, 380).
+// The recipe families' first models again at their own resolution, 224 px (EfficientNet-B3 and B4 at 300 and
+// 380 px: tests/app/check_foreign_weights.py).
 TEST_P(TorchvisionEvalFullSize, LogitsMatch) {
   const std::string arch = GetParam();
   expect_eval_logits_match(arch, testing::fixtures_dir() + "/" + arch + "_full.pt",
@@ -79,7 +80,7 @@ TEST_P(TorchvisionEvalFullSize, LogitsMatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RecipeModels, TorchvisionEvalFullSize,
-                         ::testing::Values("resnet50", "efficientnet_b0", "efficientnet_b4"), param_name);
+                         ::testing::Values("resnet50", "efficientnet_b0"), param_name);
 
 class TorchvisionTrain : public ::testing::TestWithParam<std::string> {};
 
@@ -120,15 +121,16 @@ TEST_P(TorchvisionTrain, LossGradientsAndRunningStatsMatch) {
   }
 }
 
-// The recipe models at 128 px and every architecture of the later families at 64 px
-// (tests/python/make_model_fixtures.py TRAIN_CHECKED), against the library each comes from.
+// The recipe models at 128 px and one architecture per kind of block of the later families at 64 px
+// (tests/python/make_model_fixtures.py TRAIN_CHECKED: grouped convolutions, squeeze-excitation, torchvision's
+// FusedMBConv, timm's TensorFlow-padded V2-B with its drop path), against the library each comes from; the
+// other sizes of a family differ in widths, depths and rates, which the eval comparisons above and the
+// registry's stated rates (tests/models) cover.
 INSTANTIATE_TEST_SUITE_P(RecipeModels, TorchvisionTrain,
                          ::testing::Values("resnet50", "efficientnet_b0", "efficientnet_b4"), param_name);
 INSTANTIATE_TEST_SUITE_P(NewFamilies, TorchvisionTrain,
-                         ::testing::Values("resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d",
-                                           "resnext101_64x4d", "se_resnext101_32x4d", "efficientnet_v2_s",
-                                           "efficientnet_v2_m", "efficientnet_v2_l", "efficientnet_v2_b0",
-                                           "efficientnet_v2_b1", "efficientnet_v2_b2", "efficientnet_v2_b3"),
+                         ::testing::Values("resnext50_32x4d", "se_resnext101_32x4d", "efficientnet_v2_s",
+                                           "efficientnet_v2_b0"),
                          param_name);
 
 TEST(Torchvision, ParameterCountsOfEveryArchitecture) {

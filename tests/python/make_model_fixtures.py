@@ -10,9 +10,11 @@ amplifies the difference from its calibration set through every layer: float32 e
 For every architecture this writes the torchvision weights in torchvision's own BatchNorm convention (eps 1e-5,
 momentum 0.1; torch.save for some, the safetensors package for others) and, in <arch>_io.safetensors, the 8
 crops at 64 px with the float64 eval logits (model and input upcast) and PyTorch's own float32 logits.
-resnet50, efficientnet_b0 and efficientnet_b4 are also calibrated at their own resolution (<arch>_full.pt,
-<arch>_full_io.safetensors) and get a train-mode pass in float64 at 128 px with a fixed seed (shared dropout /
-stochastic-depth masks): logits, loss, every parameter gradient, the running statistics after it.
+resnet50 and efficientnet_b0 are also calibrated at their own resolution, 224 px (<arch>_full.pt,
+<arch>_full_io.safetensors; EfficientNet-B3 and B4 at 300 and 380 px run end to end in
+tests/app/check_foreign_weights.py). The recipe models (resnet50, efficientnet_b0, efficientnet_b4) get a
+train-mode pass in float64 at 128 px with a fixed seed (shared dropout / stochastic-depth masks): logits, loss,
+every parameter gradient, the running statistics after it.
 
 --part K --parts N writes the share of part K of N (architectures split by their measured cost, on one
 thread each), so that CTest runs the parts side by side; each part writes parameter_counts_K.json.
@@ -44,20 +46,21 @@ SOURCES = {
     **{f"efficientnet_v2_b{i}": ("timm", f"tf_efficientnetv2_b{i}") for i in range(4)},
 }
 ALL = list(SOURCES)
-FULL = {"resnet50": 224, "efficientnet_b0": 224, "efficientnet_b4": 380}
-# Train mode in float64 (gradients, running statistics): the recipe models at 128 px, the later families at 64.
+FULL = {"resnet50": 224, "efficientnet_b0": 224}
+# Train mode in float64 (gradients, running statistics): the recipe models at 128 px, one architecture per kind
+# of block of the later families at 64 (tests/parity/torchvision_parity_test.cpp TorchvisionTrain).
 TRAIN_CHECKED = {"resnet50": 128, "efficientnet_b0": 128, "efficientnet_b4": 128,
-                 **{a: 64 for a in ALL[ALL.index("resnext50_32x4d"):ALL.index("efficientnet_b0")]},
-                 **{a: 64 for a in ALL if a.startswith("efficientnet_v2")}}
+                 **{a: 64 for a in ["resnext50_32x4d", "se_resnext101_32x4d", "efficientnet_v2_s",
+                                    "efficientnet_v2_b0"]}}
 # timm's own layouts of architectures whose native layout is torchvision's (loaded through the renaming).
 TIMM = {"efficientnet_b0": "efficientnet_b0", "resnet50": "resnet50", "efficientnet_v2_s": "tf_efficientnetv2_s"}
 TRAIN_SEED = 1234
 # Seconds each architecture's fixtures take on one thread (measured), to split the work into equal parts;
 # "timm" is the timm models at the end.
-COST = {"efficientnet_b4": 85, "resnet50": 14, "efficientnet_b0": 8, "efficientnet_b7": 6, "efficientnet_b6": 5,
-        "efficientnet_b5": 4, "resnet152": 4, "timm": 8, "efficientnet_v2_l": 30, "efficientnet_v2_m": 14,
-        "resnext101_32x8d": 16, "resnext101_64x4d": 16, "se_resnext101_32x4d": 10, "resnext101_32x4d": 8,
-        "efficientnet_v2_s": 7, "resnext50_32x4d": 4}
+COST = {"resnet50": 16, "efficientnet_v2_l": 14, "efficientnet_b0": 9, "efficientnet_b7": 9, "timm": 8,
+        "efficientnet_b4": 7, "resnext101_32x8d": 7, "resnext101_64x4d": 7, "efficientnet_b6": 6,
+        "se_resnext101_32x4d": 6, "efficientnet_v2_m": 6, "efficientnet_v2_s": 5, "efficientnet_b5": 5,
+        "resnet152": 5, "resnext101_32x4d": 4, "resnet101": 4, "resnext50_32x4d": 3}
 CALIBRATION_IMAGES = 32
 TEST_IMAGES = 8
 
