@@ -14,7 +14,7 @@ struct BoundingBox {
 struct ImageRecord {
   std::string_view encoded;  // JPEG bytes, a view into the shard
   int64_t label;             // 0-based: the file's image/class/label (1..N) minus 1
-  std::vector<BoundingBox> boxes;
+  std::vector<BoundingBox> boxes{};
 };
 
 // Reads image/encoded, image/class/label and the image/object/bbox/* lists. Returns false with a reason
@@ -27,8 +27,8 @@ struct ImageRecordFields {
   std::string jpeg;
   int64_t label = 0;
   int64_t height = 0, width = 0;
-  std::string filename, synset, text;
-  std::vector<BoundingBox> boxes;
+  std::string filename{}, synset{}, text{};
+  std::vector<BoundingBox> boxes{};
 };
 std::string encode_imagenet_record(const ImageRecordFields& fields);
 

@@ -60,8 +60,8 @@ namespace {
 // What the transforms read: a JPEG decoded only where needed, or decoded pixels. Both give the crop of
 // `region` resized to out_w x out_h, confined to the integer crop or not (see decode_resized).
 struct Source {
-  std::string_view jpeg;
-  JpegInfo info;
+  std::string_view jpeg{};
+  JpegInfo info{};
   const ImageU8* pixels = nullptr;
   bool dct_scaling = true;
 

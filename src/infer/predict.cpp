@@ -80,7 +80,10 @@ std::string format_predictions(const PredictResult& r, PredictFormat format) {
         for (size_t i = 0; i < p.classes.size(); ++i) {
           std::snprintf(line, sizeof(line), ",%zu,%lld,%.17g,", i + 1, static_cast<long long>(p.classes[i]),
                         p.probabilities[i]);
-          out += "\n" + csv_field(p.file) + line + csv_field(class_name(r, p.classes[i]));
+          out += '\n';
+          out += csv_field(p.file);
+          out += line;
+          out += csv_field(class_name(r, p.classes[i]));
         }
       }
       return out;

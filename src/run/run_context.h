@@ -11,7 +11,7 @@ namespace convnets {
 struct RunContext {
   Console* console = &stdio_console();
   // Empty: a failed collective throws CollectiveFailure.
-  std::function<void(const std::string& report)> on_collective_fault;
+  std::function<void(const std::string& report)> on_collective_fault = {};
 };
 
 }  // namespace convnets

@@ -92,8 +92,9 @@ TEST(AugmentPolicies, EveryOpsLevelMappingFollowsTheSpec) {
           positive |= a > 0;
           negative |= a < 0;
         }
-        if (level > 0)
+        if (level > 0) {
           EXPECT_TRUE(positive && negative) << op_name(op) << " level " << level << ": random sign";
+        }
       }
     }
   }
