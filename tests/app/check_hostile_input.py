@@ -241,7 +241,9 @@ check("batch_sizes" in p.stderr and "Traceback" not in p.stderr and len(p.stderr
 
 # 12. prepare_data over an earlier output with another shard count is refused (both sets would be read);
 # --overwrite replaces the old set; a reader given mixed sets warns.
-FASHION = "/usr/share/datasets/fashion-mnist"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import fashion_subset  # noqa: E402
+FASHION = fashion_subset.write(os.path.join(WORK, "fashion_mnist"))  # 12,000 train, 2,000 test images
 shards = os.path.join(WORK, "shards")
 run("prepare_data", "--input", FASHION, "--output", shards, "--train_shards", "2", "--validation_shards", "1")
 p = run("prepare_data", "--input", FASHION, "--output", shards, "--train_shards", "3", "--validation_shards", "1",

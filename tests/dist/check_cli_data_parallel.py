@@ -3,7 +3,7 @@
 - train with 2 ranks and SyncBatchNorm: rank 0 alone writes the files and the log; PyTorch loads the weights.
 - torchrun --max-restarts 1 with one rank SIGKILLed after a checkpoint: the restarted job resumes from the
   last checkpoint and ends with the same weights, bit for bit, as the run that was never interrupted.
-- eval with 3 ranks (10000 images in uneven shards) gives exactly the single-process totals.
+- eval with 3 ranks (2000 images in uneven shards) gives exactly the single-process totals.
 - predict refuses a multi-process launch with a clear error.
 
 usage: check_cli_data_parallel.py CONVNETS_BINARY TORCHRUN WORK_DIR
@@ -19,10 +19,14 @@ import time
 import torch
 import torchvision
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import fashion_subset  # noqa: E402
+
 BIN, TORCHRUN, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
-FASHION = "/usr/share/datasets/fashion-mnist"
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
+# 12,000 train and the first 2,000 test images (tests/python/fashion_subset.py).
+FASHION = fashion_subset.write(os.path.join(WORK, "fashion_mnist"))
 DATA = os.path.join(WORK, "fm")
 failures = []
 
@@ -151,7 +155,7 @@ single = [e["data"] for e in dlll(os.path.join(A, "log.json")) if e["type"] == "
 run(launch(3, eval_args))
 sharded = [e["data"] for e in dlll(os.path.join(A, "log.json")) if e["type"] == "LOG" and e["step"] == []][-2:]
 keys = ("weights", "images", "top1_accuracy", "top5_accuracy")
-check(all(s["images"] == 10000 for s in sharded), "sharded eval counts each of the 10000 images once")
+check(all(s["images"] == 2000 for s in sharded), "sharded eval counts each of the 2000 images once")
 check([[s[k] for k in keys] for s in single] == [[s[k] for k in keys] for s in sharded],
       f"3-rank eval equals 1-process eval exactly (EMA and raw): {[[s[k] for k in keys] for s in sharded]}")
 check(all(abs(s["eval_loss"] - t["eval_loss"]) < 1e-6 * t["eval_loss"] for s, t in zip(single, sharded)),
