@@ -22,8 +22,8 @@ namespace convnets {
 struct TrainPosition {
   int64_t epoch = 0, micro_batch = 0, updates = 0;
   int64_t updates_per_epoch = 0, total_updates = 0;
-  std::optional<double> best_top1 =
-      {};  // the best eval top-1 so far, so best.pt is only replaced by a better one
+  // The best eval top-1 so far, so best.pt is only replaced by a better one.
+  std::optional<double> best_top1 = {};
 };
 
 // What resuming restored.
