@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench_support.h"
+#include "cpu/onednn_implementations.h"
 #include "cpu/onednn_plan.h"
 #include "cpu/plan_decisions.h"
 
@@ -98,38 +99,30 @@ std::vector<Candidate> candidates(const Layer& l, int64_t n, int64_t groups, con
   dnnl::primitive_attr attr;
   attr.set_post_ops(post);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::convolution_forward::primitive_desc walk(
-      engine, dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-      memory::desc({n, l.in, l.size, l.size}, DataType::f32, Tag::nhwc),
-      memory::desc(weights, DataType::f32, Tag::any), memory::desc({l.out}, DataType::f32, Tag::a),
-      memory::desc({n, l.out, out_size, out_size}, DataType::f32, Tag::nhwc), {l.stride, l.stride},
-      {pad, pad}, {pad, pad}, attr);
-  const std::string first = walk.impl_info_str();
-  const std::string isa = first.substr(first.rfind(':'));
+  const auto make = [&] {
+    return dnnl::convolution_forward::primitive_desc(
+        engine, dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+        memory::desc({n, l.in, l.size, l.size}, DataType::f32, Tag::nhwc),
+        memory::desc(weights, DataType::f32, Tag::any), memory::desc({l.out}, DataType::f32, Tag::a),
+        memory::desc({n, l.out, out_size, out_size}, DataType::f32, Tag::nhwc), {l.stride, l.stride},
+        {pad, pad}, {pad, pad}, attr);
+  };
   std::vector<Candidate> out;
-  for (int i = 0; i < convnets::kMaxImplementations; ++i) {
-    const std::string impl = walk.impl_info_str();
-    if (impl.size() > isa.size() && impl.compare(impl.size() - isa.size(), isa.size(), isa) == 0) {
-      dnnl_primitive_desc_t clone = nullptr;
-      dnnl::error::wrap_c_api(dnnl_primitive_desc_clone(&clone, walk.get()), "clone");
-      const dnnl::convolution_forward::primitive_desc pd(clone);
-      Candidate c{impl + (groups != l.groups
-                              ? " (groups " + std::to_string(l.groups) + " -> " + std::to_string(groups) + ")"
-                              : ""),
-                  dnnl::convolution_forward(pd),
-                  {},
-                  {},
-                  {}};
-      for (const int arg :
-           {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD}) {
-        const memory::desc md = pd.query_md(dnnl::query::exec_arg_md, arg);
-        if (md.get_size() == 0) continue;
-        c.storage.push_back(torch::rand({static_cast<int64_t>(md.get_size() / 4 + 1)}));
-        c.args[arg] = memory(md, engine, c.storage.back().data_ptr());
-      }
-      out.push_back(std::move(c));
+  for (const auto& pd : convnets::implementations_on_first_isa(make)) {
+    Candidate c{pd.impl_info_str() + (groups != l.groups ? " (groups " + std::to_string(l.groups) + " -> " +
+                                                               std::to_string(groups) + ")"
+                                                         : ""),
+                dnnl::convolution_forward(pd),
+                {},
+                {},
+                {}};
+    for (const int arg : {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD}) {
+      const memory::desc md = pd.query_md(dnnl::query::exec_arg_md, arg);
+      if (md.get_size() == 0) continue;
+      c.storage.push_back(torch::rand({static_cast<int64_t>(md.get_size() / 4 + 1)}));
+      c.args[arg] = memory(md, engine, c.storage.back().data_ptr());
     }
-    if (!walk.next_impl()) break;
+    out.push_back(std::move(c));
   }
   return out;
 }

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "cpu/onednn_implementations.h"
+
 namespace convnets {
 
 using dnnl::memory;
@@ -71,14 +73,6 @@ dnnl::primitive_attr user_scratchpad() {
   return attr;
 }
 
-// A primitive descriptor at the implementation it was walked to (next_impl), kept apart from the walk.
-template <typename PrimitiveDesc>
-PrimitiveDesc cloned(const PrimitiveDesc& desc) {
-  dnnl_primitive_desc_t clone = nullptr;
-  dnnl::error::wrap_c_api(dnnl_primitive_desc_clone(&clone, desc.get()), "cloning a primitive descriptor");
-  return PrimitiveDesc(clone);
-}
-
 // --cpu_autotune: the implementations oneDNN offers for one primitive on the CPU's own instruction set (its
 // first choice, and the others it would take next: "brgconv_1x1", "jit_1x1", "jit" ... of one ISA; no
 // reference or lesser-ISA kernels), each timed on zero-filled memories of the plan's shapes; the fastest is
@@ -88,11 +82,6 @@ PrimitiveDesc cloned(const PrimitiveDesc& desc) {
 template <typename MakeDesc>
 auto fastest_implementation(const MakeDesc& make, dnnl::stream& stream) -> decltype(make()) {
   constexpr int kRounds = 3;
-  auto first = make();
-  const std::string first_impl = first.impl_info_str();
-  const auto colon = first_impl.rfind(':');
-  if (colon == std::string::npos) return first;
-  const std::string isa = first_impl.substr(colon);  // ":avx512_core"
   struct Candidate {
     decltype(make()) desc;
     dnnl::primitive primitive;
@@ -100,27 +89,20 @@ auto fastest_implementation(const MakeDesc& make, dnnl::stream& stream) -> declt
     std::vector<torch::Tensor> storage;
     double best = std::numeric_limits<double>::infinity();
   };
+  const auto descs = implementations_on_first_isa(make);
+  if (descs.size() < 2) return descs.front();
   std::vector<Candidate> candidates;
-  // One descriptor walked through its implementations (a descriptor made afresh can come from oneDNN's
-  // cache and then no longer moves on), each candidate kept as a clone.
-  auto walk = make();
-  for (int n = 0; n < kMaxImplementations; ++n) {
-    const std::string impl = walk.impl_info_str();
-    if (impl.size() > isa.size() && impl.compare(impl.size() - isa.size(), isa.size(), isa) == 0) {
-      const auto desc = cloned(walk);
-      Candidate c{desc, dnnl::primitive(desc), {}, {}};
-      for (const int arg : {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD,
-                            DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1}) {
-        const memory::desc md = desc.query_md(dnnl::query::exec_arg_md, arg);
-        if (md.get_size() == 0) continue;
-        c.storage.push_back(torch::zeros({static_cast<int64_t>(md.get_size())}, torch::kUInt8));
-        c.args[arg] = memory(md, cpu_engine(), c.storage.back().data_ptr());
-      }
-      candidates.push_back(std::move(c));
+  for (const auto& desc : descs) {
+    Candidate c{desc, dnnl::primitive(desc), {}, {}};
+    for (const int arg : {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD,
+                          DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1}) {
+      const memory::desc md = desc.query_md(dnnl::query::exec_arg_md, arg);
+      if (md.get_size() == 0) continue;
+      c.storage.push_back(torch::zeros({static_cast<int64_t>(md.get_size())}, torch::kUInt8));
+      c.args[arg] = memory(md, cpu_engine(), c.storage.back().data_ptr());
     }
-    if (!walk.next_impl()) break;
+    candidates.push_back(std::move(c));
   }
-  if (candidates.size() < 2) return first;
   for (int round = 0; round <= kRounds; ++round) {
     for (auto& c : candidates) {
       const auto t0 = std::chrono::steady_clock::now();
