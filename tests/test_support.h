@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <string>
 
@@ -153,13 +154,24 @@ inline ImageU8 image_of(const torch::Tensor& t) {
 }
 
 // A console that keeps what a run says, for tests that check it.
+// Loader threads report concurrently (util/console.h), so each line is appended under a lock; read `out` and
+// `err` once the run has returned.
 class RecordingConsole : public Console {
  public:
-  void info(const std::string& text) override { out += text + "\n"; }
-  void diagnostic(const std::string& line) override { err += line + "\n"; }
+  void info(const std::string& text) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    out += text + "\n";
+  }
+  void diagnostic(const std::string& line) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    err += line + "\n";
+  }
   void progress(const std::string&) override {}
   void end_progress() override {}
   std::string out, err;
+
+ private:
+  std::mutex mutex_;
 };
 
 }  // namespace convnets::testing
