@@ -131,7 +131,7 @@ check(torch.equal(tuned["layer3.1.conv2.weight"], tv.state_dict()["layer3.1.conv
 
 # Resume: SIGKILL at a random moment and SIGTERM both continue bit for bit.
 resume_args = [*common, "--batch_size", "16", "--num_iter", "16", "--iter_unit", "batch", "--grad_accum_steps", "2",
-               "--checkpoint_every_steps", "4", "--ema_decay", "0.9", "--mixup_alpha", "0.2", "--cutmix_alpha", "1.0",
+               "--checkpoint_every_steps", "8", "--ema_decay", "0.9", "--mixup_alpha", "0.2", "--cutmix_alpha", "1.0",
                "--display_every", "2"]
 B = os.path.join(WORK, "b")
 run("train", *resume_args, "--model_dir", B)

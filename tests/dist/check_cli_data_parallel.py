@@ -72,7 +72,7 @@ run([BIN, "prepare_data", "--format", "fashion_mnist", "--input", FASHION, "--ou
 train_args = ["train", "--arch", "resnet18", "--num_classes", "10", "--data_dir", DATA, "--image_size", "32",
               "--eval_image_size", "32", "--workers", "1", "--crop_sampler", "resized_crop", "--lr_warmup_epochs",
               "0", "--batch_size", "16", "--num_iter", "12", "--iter_unit", "batch", "--grad_accum_steps", "2",
-              "--checkpoint_every_steps", "4", "--ema_decay", "0.9", "--mixup_alpha", "0.2", "--display_every", "2",
+              "--checkpoint_every_steps", "6", "--ema_decay", "0.9", "--mixup_alpha", "0.2", "--display_every", "2",
               "--bucket_size_mb", "4", "--sync_bn"]
 
 # An uninterrupted 2-rank run.

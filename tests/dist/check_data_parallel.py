@@ -185,7 +185,10 @@ check(p.returncode == 0 and ok, f"torchrun --no-python --nproc-per-node 2: match
 def fault(sig, victim, expect):
     timeout = 8
     procs = spawn(3, ["--steps", "1", "--batch", "2", "--loop", "--timeout_s", str(timeout)])
-    time.sleep(4)  # all ranks are in the all-reduce loop
+    for p in procs:  # each rank prints its bucket count as it enters the all-reduce loop
+        line = "start"
+        while line and "buckets" not in line:
+            line = p.stdout.readline()
     start = time.time()
     os.kill(procs[victim].pid, sig)
     survivors = [p for i, p in enumerate(procs) if i != victim]
