@@ -210,7 +210,7 @@ void add_run_commands(CLI::App& app) {
   add_mode(app, {"eval",
                  "Evaluate --weights (or the newest checkpoint in --model_dir) on the validation split",
                  {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kIterations, K::kPrecision, K::kCpu,
-                  K::kParallel, K::kOutput},
+                  K::kParallel, K::kOutput, K::kInt8},
                  true,
                  [](const RunConfig& c) {
                    reuse_freed_memory();
@@ -220,7 +220,8 @@ void add_run_commands(CLI::App& app) {
       app,
       {"predict",
        "Top-k classes of --to_predict (an image or a directory of images)",
-       {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput, K::kPredict},
+       {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput, K::kPredict,
+        K::kInt8},
        true,
        [](const RunConfig& c) {
          reuse_freed_memory();
@@ -250,6 +251,17 @@ void add_run_commands(CLI::App& app) {
             [](const RunConfig& c) {
               reuse_freed_memory();
               run_inference_benchmark(c, app_context());
+            }});
+  add_mode(app,
+           {"quantize",
+            "Calibrate int8: --calibration_images images of --data_dir through the model (raw and EMA weights); "
+            "writes <model_dir>/quantization.safetensors, which eval and predict run with int8",
+            {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput,
+             K::kCalibration},
+            true,
+            [](const RunConfig& c) {
+              reuse_freed_memory();
+              run_quantize(c, app_context());
             }});
   add_mode(app,
            {"export",

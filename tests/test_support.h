@@ -76,6 +76,14 @@ inline std::string tests_source_dir() {
   return CONVNETS_TESTS_SOURCE_DIR;
 }
 
+// The reference weights tests/python/make_model_fixtures.py wrote for `arch` (at 64 px): torch.save files for
+// the registry's even positions, safetensors for the odd ones, so both readers are exercised.
+inline std::string fixture_weights(const std::string& arch) {
+  const auto& names = model_names();
+  const auto index = std::find(names.begin(), names.end(), arch) - names.begin();
+  return fixtures_dir() + "/" + arch + (index % 2 == 0 ? ".pt" : ".safetensors");
+}
+
 // A fixture file's tensors by name (files written by the Python reference scripts).
 inline std::map<std::string, torch::Tensor> load_fixture(const std::string& relative_path) {
   std::map<std::string, torch::Tensor> m;

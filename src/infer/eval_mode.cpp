@@ -20,6 +20,9 @@ EvalModeResult run_eval_mode(const RunConfig& config, const RunContext& context)
   if (!split) throw std::invalid_argument("eval needs --data_dir with a validation split");
   const int64_t records = split->size();
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
+  std::optional<Int8Quantization> int8;
+  if (config.int8.int8) int8 = load_int8_quantization(config.output.model_dir);
+  const Int8Quantization* quantization = int8 ? &*int8 : nullptr;
   RunLogs logs(config, LogAccess::kReader, main_rank, console);
   logs.parameters(config);
   SplitEvaluator evaluator(std::move(split), w.config, device, group, config.iterations.warmup_steps,
@@ -35,10 +38,10 @@ EvalModeResult run_eval_mode(const RunConfig& config, const RunContext& context)
     logs.dll().log(nlohmann::json::array(), j);
   };
   if (w.ema_model) {  // EMA first, then the raw weights (as the EfficientNet recipe's eval does)
-    result.ema = evaluator.evaluate(w.ema_model);
+    result.ema = evaluator.evaluate(w.ema_model, quantization);
     report(*result.ema, "ema");
   }
-  result.raw = evaluator.evaluate(w.model);
+  result.raw = evaluator.evaluate(w.model, quantization);
   report(result.raw, "raw");
   if (group) group->barrier();
   return result;

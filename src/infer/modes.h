@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "models/quantization.h"
 #include "run/config.h"
 #include "run/evaluate.h"
 #include "run/run_context.h"
@@ -47,5 +48,14 @@ struct InferenceBenchmarkRow {
 };
 std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& config,
                                                            const RunContext& context = {});
+
+// `quantize`: --calibration_images images of the data_dir's calibration split through the model's inference
+// form (raw and EMA weights), each int8 value's range by --calibration_method, written atomically as
+// <model_dir>/quantization.safetensors (models/quantization.h).
+struct QuantizeResult {
+  std::string path;
+  QuantizationFile file;
+};
+QuantizeResult run_quantize(const RunConfig& config, const RunContext& context = {});
 
 }  // namespace convnets

@@ -117,8 +117,10 @@ PredictResult run_predict(const RunConfig& config, const RunContext& context) {
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
   const ResolvedData data = resolve_data(w.config);
   // The average, when there is one; in its inference form unless asked otherwise.
+  std::optional<Int8Quantization> int8;
+  if (config.int8.int8) int8 = load_int8_quantization(config.output.model_dir);
   InferenceModel form(w.ema_model ? w.ema_model : w.model, config.model.arch, device, config.precision,
-                      config.cpu, &console);
+                      config.cpu, &console, int8 ? &*int8 : nullptr);
   result.class_names = class_names_or_imagenet(config);
   const EvalTransformOptions transform = eval_transform_options(w.config);
   const int64_t batch =

@@ -135,12 +135,17 @@ torch::Tensor run_aten_op(const InferenceOp& op, const torch::Tensor& x, const t
   throw std::logic_error(op.name + ": a convolution or classifier is not an ATen op here");
 }
 
-torch::Tensor run_inference_graph(const InferenceGraph& g, const torch::Tensor& input) {
+torch::Tensor run_inference_graph(const InferenceGraph& g, const torch::Tensor& input, const ValueHook& on_value) {
   torch::NoGradGuard no_grad;
   const auto options = input.options();
+  std::vector<int> last_read(static_cast<size_t>(g.num_values), -1);
+  for (size_t i = 0; i < g.ops.size(); ++i) {
+    for (int r : op_reads(g.ops[i])) last_read[static_cast<size_t>(r)] = static_cast<int>(i);
+  }
   std::vector<torch::Tensor> v(static_cast<size_t>(g.num_values));
-  v[0] = input;
-  for (const auto& op : g.ops) {
+  v[0] = on_value ? on_value(0, input) : input;
+  for (size_t i = 0; i < g.ops.size(); ++i) {
+    const InferenceOp& op = g.ops[i];
     const torch::Tensor& x = v[static_cast<size_t>(op.input)];
     const torch::Tensor other = op.other >= 0 ? v[static_cast<size_t>(op.other)] : torch::Tensor();
     torch::Tensor y;
@@ -157,7 +162,10 @@ torch::Tensor run_inference_graph(const InferenceGraph& g, const torch::Tensor& 
       default:
         y = run_aten_op(op, x, other);
     }
-    v[static_cast<size_t>(op.output)] = y;
+    for (int r : op_reads(op)) {  // values no later op reads are freed as the pass goes
+      if (last_read[static_cast<size_t>(r)] == static_cast<int>(i) && r != g.output) v[static_cast<size_t>(r)] = torch::Tensor();
+    }
+    v[static_cast<size_t>(op.output)] = on_value ? on_value(op.output, y) : y;
   }
   return v[static_cast<size_t>(g.output)];
 }

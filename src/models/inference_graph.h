@@ -9,6 +9,7 @@
 #pragma once
 #include <torch/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -93,7 +94,11 @@ InferenceGraph inference_graph(const ConvNetImpl& model, const std::string& arch
 
 // Runs the graph with ATen's reference ops in `x`'s dtype (float32, or float64 for exact checks): the
 // logits. Matches the model's eval-mode forward up to rounding.
-torch::Tensor run_inference_graph(const InferenceGraph& graph, const torch::Tensor& x);
+// `on_value`, when set, sees each value as it is made (value 0 first) and returns what the later ops read in
+// its place: calibration observes the values, the int8 simulation rounds them (models/quantization.h).
+using ValueHook = std::function<torch::Tensor(int value, const torch::Tensor& x)>;
+torch::Tensor run_inference_graph(const InferenceGraph& graph, const torch::Tensor& x,
+                                  const ValueHook& on_value = {});
 // One op that no backend fuses (max pool, global average pool, the multiply, the add with its activation)
 // with ATen: the graph's reference, shared by run_inference_graph and the fused CPU form.
 torch::Tensor run_aten_op(const InferenceOp& op, const torch::Tensor& x, const torch::Tensor& other);

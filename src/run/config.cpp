@@ -106,6 +106,14 @@ template <>
 constexpr KeyGroup group_of<ExportConfig>() {
   return KeyGroup::kExport;
 }
+template <>
+constexpr KeyGroup group_of<Int8Config>() {
+  return KeyGroup::kInt8;
+}
+template <>
+constexpr KeyGroup group_of<CalibrationConfig>() {
+  return KeyGroup::kCalibration;
+}
 
 // A field of RunConfig: its group struct and the member in it.
 template <typename G, typename T>
@@ -133,16 +141,9 @@ bool is_unset(const std::string& t) {
 enum class ZeroMeans { kZero, kUnset };
 
 double parse_double(const std::string& text) {
-  const std::string t = trim(text);
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(t, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (t.empty() || used != t.size() || !std::isfinite(v)) throw std::invalid_argument("a number");
-  return v;
+  const std::optional<double> v = parse_finite_double(trim(text));
+  if (!v) throw std::invalid_argument("a number");
+  return *v;
 }
 
 int64_t parse_int(const std::string& text) {
@@ -426,6 +427,8 @@ std::vector<Key> build_keys() {
   using Ou = OutputConfig;
   using Pd = PredictConfig;
   using Ex = ExportConfig;
+  using Q8 = Int8Config;
+  using Q = CalibrationConfig;
   Names<std::string> archs;
   for (const auto& n : model_names()) archs.emplace_back(n, n);
   return {
@@ -732,6 +735,22 @@ std::vector<Key> build_keys() {
               "GPU: ONNX Runtime's TensorRT execution accelerator in FP16"),
       integer("triton_max_queue_delay_us", Field<Ex, int64_t>{&C::exporting, &Ex::triton_max_queue_delay_us},
               0, 10000000, "dynamic batching: longest wait to fill a batch (microseconds)"),
+      // int8.
+      boolean("int8", Field<Q8, bool>{&C::int8, &Q8::int8},
+              "run the model quantized to int8 with the ranges `convnets quantize` wrote into model_dir"),
+      integer("calibration_images", Field<Q, int64_t>{&C::calibration, &Q::calibration_images}, 1,
+              int64_t{1} << 30, "quantize: real images run through the model to measure activation ranges"),
+      choice("calibration_method", Field<Q, CalibrationMethod>{&C::calibration, &Q::calibration_method},
+             Names<CalibrationMethod>{{"percentile", CalibrationMethod::kPercentile},
+                                      {"entropy", CalibrationMethod::kEntropy},
+                                      {"max", CalibrationMethod::kMax}},
+             "quantize: an activation's range from its |x| histogram: percentile (calibration_percentile), "
+             "entropy (the clipping with the least KL divergence) or max"),
+      number("calibration_percentile", Field<Q, double>{&C::calibration, &Q::calibration_percentile}, 50, 100,
+             "quantize: the percentile of |x| taken as the range (NVIDIA's 99.99)"),
+      choice("calibration_split", Field<Q, CalibrationSplit>{&C::calibration, &Q::calibration_split},
+             Names<CalibrationSplit>{{"train", CalibrationSplit::kTrain}, {"eval", CalibrationSplit::kEval}},
+             "quantize: the data_dir split whose images calibrate (eval transform, first images in order)"),
   };
 }
 
@@ -789,6 +808,10 @@ const char* key_group_title(KeyGroup group) {
       return "Inference benchmark";
     case KeyGroup::kExport:
       return "Export (ONNX, Triton)";
+    case KeyGroup::kInt8:
+      return "int8";
+    case KeyGroup::kCalibration:
+      return "int8 calibration";
   }
   return "Configuration";
 }

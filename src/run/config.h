@@ -15,6 +15,7 @@
 #include "data/transforms.h"
 #include "dist/grad_reducer.h"
 #include "dist/process_group.h"
+#include "models/calibration_method.h"
 #include "models/init.h"
 #include "models/registry.h"
 
@@ -41,6 +42,8 @@ enum class KeyGroup {
   kPredict,
   kBenchmark,
   kExport,
+  kInt8,
+  kCalibration,
 };
 const char* key_group_title(KeyGroup group);
 
@@ -249,6 +252,19 @@ struct ExportConfig {
   int64_t triton_max_queue_delay_us = 100;
 };
 
+enum class CalibrationSplit { kTrain, kEval };
+
+// int8 (docs/int8.md): `convnets quantize` calibrates a model_dir's weights; --int8 runs them quantized.
+struct Int8Config {
+  bool int8 = false;
+};
+struct CalibrationConfig {
+  int64_t calibration_images = 1024;
+  CalibrationMethod calibration_method = CalibrationMethod::kPercentile;
+  double calibration_percentile = 99.99;
+  CalibrationSplit calibration_split = CalibrationSplit::kTrain;
+};
+
 struct RunConfig {
   ModelConfig model;
   InitConfig init;
@@ -269,6 +285,8 @@ struct RunConfig {
   PredictConfig predict;
   BenchmarkConfig benchmark;
   ExportConfig exporting;
+  Int8Config int8;
+  CalibrationConfig calibration;
 
   int64_t eval_batch_size() const { return eval_input.eval_batch_size.value_or(iterations.batch_size); }
 };

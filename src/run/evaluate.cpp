@@ -117,8 +117,8 @@ SplitEvaluator::SplitEvaluator(std::shared_ptr<const ImageSource> split, const R
   options_.warmup_batches = std::min<int64_t>(warmup_batches, loader_.batches_per_epoch() / 2);
 }
 
-EvalResult SplitEvaluator::evaluate(const ConvNetPtr& model) {
-  InferenceModel form(model, arch_, device_, precision_, cpu_, console_);
+EvalResult SplitEvaluator::evaluate(const ConvNetPtr& model, const Int8Quantization* int8) {
+  InferenceModel form(model, arch_, device_, precision_, cpu_, console_, int8);
   form_ = form.describe();
   EvalResult r = convnets::evaluate(form, loader_, device_, data_, options_);
   return group_ ? sum_over_ranks(r, *group_) : r;

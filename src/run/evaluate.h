@@ -56,8 +56,9 @@ class SplitEvaluator {
   // `group`: null for one process.
   SplitEvaluator(std::shared_ptr<const ImageSource> split, const RunConfig& config, const RunDevice& device,
                  ProcessGroup* group, int64_t warmup_batches = 0, Console* console = nullptr);
-  // The model's current weights, in the form the configuration asks for (inference_form).
-  EvalResult evaluate(const ConvNetPtr& model);
+  // The model's current weights, in the form the configuration asks for (inference_form), or quantized
+  // with `int8` (which must outlive the evaluator).
+  EvalResult evaluate(const ConvNetPtr& model, const Int8Quantization* int8 = nullptr);
   // The form the last evaluation ran ("inference form (...)", "eager model").
   const std::string& form() const { return form_; }
   int64_t batches_per_epoch() const { return loader_.batches_per_epoch(); }

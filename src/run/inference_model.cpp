@@ -3,6 +3,8 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include <filesystem>
+
 #include "cpu/fast_inference.h"
 #include "cpu/onednn_plan.h"
 #include "data/loader.h"
@@ -11,8 +13,20 @@
 namespace convnets {
 
 InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const RunDevice& device,
-                               const PrecisionConfig& precision, const CpuConfig& cpu, Console* console)
+                               const PrecisionConfig& precision, const CpuConfig& cpu, Console* console,
+                               const Int8Quantization* int8)
     : model_(std::move(model)), device_(device) {
+  if (int8) {
+    InferenceGraph graph = inference_graph(*model_, arch);
+    const Int8Calibration& calibration = calibration_for(int8->file, graph, int8->path);
+    int8_ = std::make_unique<QuantizedGraph>(quantize_graph(std::move(graph), calibration, int8->path));
+    for (auto& op : int8_->graph.ops) {
+      if (op.weight.defined()) op.weight = op.weight.to(device.device);
+      if (op.bias.defined()) op.bias = op.bias.to(device.device);
+    }
+    description_ = "int8 (" + calibration.weights + "'s calibration; int8 arithmetic simulated in float32 with ATen)";
+    return;
+  }
   description_ = "eager model";
   if (!precision.inference_form) {
     if (device.autocast)
@@ -64,6 +78,17 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
 
 InferenceModel::~InferenceModel() = default;
 
+Int8Quantization load_int8_quantization(const std::string& model_dir) {
+  if (model_dir.empty())
+    throw std::invalid_argument("--int8 needs --model_dir: the quantization `convnets quantize` wrote there");
+  const std::string path = (std::filesystem::path(model_dir) / kQuantizationFileName).string();
+  if (!std::filesystem::exists(path))
+    throw std::invalid_argument("--int8: no int8 quantization in '" + model_dir + "' (" + kQuantizationFileName +
+                                "): run `convnets quantize --model_dir " + model_dir +
+                                " --data_dir <images>` first");
+  return {load_quantization(path), path};
+}
+
 torch::Tensor InferenceModel::no_images() const {
   return torch::empty({0, model_->num_classes()},
                       torch::TensorOptions().dtype(torch::kFloat).device(device_.device));
@@ -81,6 +106,7 @@ torch::Tensor InferenceModel::forward(const torch::Tensor& x) {
   if (plan_) return plan_->forward(x);
   if (fused_) return fused_->forward(x);
   c10::InferenceMode inference;
+  if (int8_) return run_quantized_graph(*int8_, x.to(torch::kFloat));
   AutocastGuard autocast(device_.device.type(), device_.autocast);
   if (folded_) return run_inference_graph(*folded_, x).to(torch::kFloat);
   // The eager model in eval mode for this pass; a model that is training (train_and_eval) goes back to it.

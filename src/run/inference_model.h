@@ -2,7 +2,8 @@
 // by default (models/inference_graph.h: BatchNorm folded; on the CPU the fixed oneDNN plan of
 // cpu/onednn_plan.h, or with --cpu_inference fused LibTorch's fused oneDNN ops of cpu/fast_inference.h, in
 // bfloat16 with --amp where the CPU has it; on CUDA the folded graph with cuDNN),
-// or with --inference_form=false the eager training-form model in eval mode. Built from the model's
+// or with --inference_form=false the eager training-form model in eval mode; with --int8 the inference form
+// quantized as calibrated by `convnets quantize` (its arithmetic simulated with ATen ops for now). Built from the model's
 // current weights: build it again after the weights change (train_and_eval does, at every evaluation).
 #pragma once
 #include <array>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "models/inference_graph.h"
+#include "models/quantization.h"
 #include "models/layers.h"
 #include "run/config.h"
 #include "run/run_device.h"
@@ -19,6 +21,15 @@ namespace convnets {
 
 class FastInference;
 class OneDnnPlan;
+struct QuantizedGraph;
+
+// --int8: the model_dir's quantization file (models/quantization.h) and where it was read.
+struct Int8Quantization {
+  QuantizationFile file;
+  std::string path;
+};
+// <model_dir>/quantization.safetensors, or an error naming `convnets quantize` when there is none.
+Int8Quantization load_int8_quantization(const std::string& model_dir);
 
 class InferenceModel {
  public:
@@ -26,7 +37,8 @@ class InferenceModel {
   // CPU, `cpu` picks the kernels and the plan's options. A bfloat16 request (device.autocast) on a CPU
   // without native bfloat16 runs the eager model under autocast, with a notice on `console`.
   InferenceModel(ConvNetPtr model, const std::string& arch, const RunDevice& device,
-                 const PrecisionConfig& precision, const CpuConfig& cpu, Console* console = nullptr);
+                 const PrecisionConfig& precision, const CpuConfig& cpu, Console* console = nullptr,
+                 const Int8Quantization* int8 = nullptr);
   ~InferenceModel();
   InferenceModel(const InferenceModel&) = delete;
   InferenceModel& operator=(const InferenceModel&) = delete;
@@ -49,6 +61,7 @@ class InferenceModel {
   std::unique_ptr<OneDnnPlan> plan_;        // CPU inference form: the oneDNN plan
   std::unique_ptr<FastInference> fused_;    // CPU inference form: LibTorch's fused ops
   std::unique_ptr<InferenceGraph> folded_;  // CUDA inference form (weights on the device)
+  std::unique_ptr<QuantizedGraph> int8_;    // --int8 (weights on the device)
   std::string description_;
 };
 

@@ -1,8 +1,10 @@
 // Whole-text integer parsing, for configuration values and environment variables alike.
 #pragma once
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace convnets {
@@ -17,6 +19,20 @@ inline std::optional<int64_t> parse_int64(std::string_view text) {
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, v);
   if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return v;
+}
+
+// `text` as a finite number (as strtod reads it: decimal or exponent form), or nullopt when any character is
+// left over, there is none, or it is infinite or NaN.
+inline std::optional<double> parse_finite_double(const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (text.empty() || used != text.size() || !std::isfinite(v)) return std::nullopt;
   return v;
 }
 

@@ -53,8 +53,12 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& con
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes.substr(8, header_len));
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(context + ": header is not valid JSON (" + e.what() + ")");
+  } catch (const nlohmann::json::parse_error& e) {
+    // Not e.what(): it quotes the file's bytes, which may be anything (invalid UTF-8, terminal escapes).
+    throw std::runtime_error(context + ": header is not valid JSON (at byte " + std::to_string(8 + e.byte) +
+                             " of the file)");
+  } catch (const nlohmann::json::exception&) {
+    throw std::runtime_error(context + ": header is not valid JSON");
   }
   if (!header.is_object()) throw std::runtime_error(context + ": header is not a JSON object");
   const std::string_view data = bytes.substr(8 + header_len);

@@ -118,6 +118,18 @@ for name, (cls, prob, _) in sorted(ours.items()):
     check(int(probs.argmax()) == cls and abs(float(probs[cls]) - prob) < 0.03,
           f"PyTorch agrees on {name}: class {cls}, p {prob:.4f} vs {float(probs[cls]):.4f}")
 
+# predict --int8 with a calibration of 256 train images: the int8 model's top-1 and probabilities (measured:
+# the same classes, probabilities within 0.02 on this briefly trained model).
+run("quantize", "--model_dir", A, "--data_dir", DATA, "--calibration_images", "256")
+p = run("predict", "--model_dir", A, "--to_predict", pred_dir, "--topk", "3", "--int8", "--output", "json")
+int8 = {os.path.basename(e["file"]): e for e in json.loads(p.stdout)}
+print("int8 vs float32:", {k: (e["top"][0]["class"], round(e["top"][0]["probability"], 4), ours[k][1])
+                            for k, e in int8.items()})
+check(len(int8) == 6 and all(e["top"][0]["class"] == ours[k][0] and abs(e["top"][0]["probability"] - ours[k][1]) < 0.05
+                             for k, e in int8.items()) and "int8" in p.stderr,
+      "predict --int8: the float32 model's classes, probabilities within 0.05")
+os.remove(os.path.join(A, "quantization.safetensors"))
+
 # finetune_from: torchvision weights with a 1000-class head start a 10-class run; the new head stays fresh.
 tv = torchvision.models.resnet18()
 torch.save(tv.state_dict(), os.path.join(WORK, "tv_resnet18.pt"))

@@ -19,11 +19,7 @@ namespace convnets {
 namespace {
 
 // Python saved even-indexed architectures with torch.save and odd ones with the safetensors package.
-std::string weights_path(const std::string& arch) {
-  const auto& names = model_names();
-  const auto index = std::find(names.begin(), names.end(), arch) - names.begin();
-  return testing::fixtures_dir() + "/" + arch + (index % 2 == 0 ? ".pt" : ".safetensors");
-}
+std::string weights_path(const std::string& arch) { return testing::fixture_weights(arch); }
 
 // Float64 runs make the comparison exact up to summation order (~1e-16 per operation; 1e-10 leaves room for
 // depth and ill-conditioning); float32 runs are held to the shape-derived fp32_forward_bound.
