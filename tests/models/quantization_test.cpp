@@ -74,6 +74,26 @@ TEST(Calibration, RangesAreThoseOfNvidiasHistogramCalibrator) {
 
 // Values at bin centres, where no rounding decides the bin: the percentile is the lower edge of the bin where
 // the cumulative count reaches it (NVIDIA's), exactly.
+// A heavier tail (Student's t with 3 degrees of freedom), where the entropy search for 128 levels (s8) and for
+// 256 (u8) end in different places: each must be its own.
+TEST(Calibration, EntropyUsesTheLevelsOfTheValuesType) {
+  torch::manual_seed(17);
+  const int64_t n = 200000;
+  const torch::Tensor chi2 = torch::randn({3, n}).pow(2).sum(0) / 3;
+  const torch::Tensor x = torch::randn({n}) / chi2.sqrt();
+  const nlohmann::json ref = python_ranges(x);
+  AbsHistogram h;
+  h.add(x);
+  const double width = h.bin_width();
+  const double s8 = calibrated_amax(h, CalibrationMethod::kEntropy, 0, false);
+  const double u8 = calibrated_amax(h, CalibrationMethod::kEntropy, 0, true);
+  std::cout << "t3: entropy s8 " << s8 / width << " bins (numpy " << ref["entropy_signed"].get<double>() / width
+            << "), u8 " << u8 / width << " (numpy " << ref["entropy_unsigned"].get<double>() / width << ")\n";
+  EXPECT_NEAR(s8, ref["entropy_signed"].get<double>(), 3.01 * width);
+  EXPECT_NEAR(u8, ref["entropy_unsigned"].get<double>(), 3.01 * width);
+  EXPECT_GT(std::abs(s8 - u8), 20 * width) << "the data does not tell 128 levels from 256";
+}
+
 TEST(Calibration, ThePercentileIsTheLowerEdgeOfItsBin) {
   const double width = 0.01;
   torch::Tensor x = torch::full({1001}, 10.5 * width, torch::kDouble);
