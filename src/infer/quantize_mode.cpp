@@ -5,7 +5,6 @@
 #include "data/loader.h"
 #include "infer/modes.h"
 #include "infer/weights_for_inference.h"
-#include "models/calibration.h"
 #include "run/data_setup.h"
 #include "run/run_device.h"
 #include "util/progress_line.h"
@@ -14,26 +13,14 @@ namespace convnets {
 
 namespace {
 
-struct SetToCalibrate {
-  std::string weights;
-  InferenceGraph graph;
-  std::vector<bool> int8, nonnegative;
-  std::vector<AbsHistogram> histograms;  // per value (used where int8)
-};
-
-SetToCalibrate set_to_calibrate(const std::string& weights, const ConvNetPtr& model, const std::string& arch,
-                                const RunDevice& device) {
-  SetToCalibrate s;
-  s.weights = weights;
-  s.graph = inference_graph(*model, arch);
-  for (auto& op : s.graph.ops) {
+// The inference form of `model` with its weights on the device.
+InferenceGraph graph_on(const ConvNetPtr& model, const std::string& arch, const RunDevice& device) {
+  InferenceGraph g = inference_graph(*model, arch);
+  for (auto& op : g.ops) {
     if (op.weight.defined()) op.weight = op.weight.to(device.device);
     if (op.bias.defined()) op.bias = op.bias.to(device.device);
   }
-  s.int8 = int8_values(s.graph);
-  s.nonnegative = nonnegative_values(s.graph);
-  s.histograms.resize(s.int8.size());
-  return s;
+  return g;
 }
 
 }  // namespace
@@ -42,16 +29,18 @@ QuantizeResult run_quantize(const RunConfig& config, const RunContext& context) 
   Console& console = *context.console;
   const CalibrationConfig& calibration = config.calibration;
   if (config.output.model_dir.empty())
-    throw std::invalid_argument("quantize needs --model_dir: it writes " + std::string(kQuantizationFileName) +
-                                " there");
+    throw std::invalid_argument("quantize needs --model_dir: it writes " +
+                                std::string(kQuantizationFileName) + " there");
   if (config.data.data_dir.empty())
-    throw std::invalid_argument("quantize needs --data_dir: real images to calibrate on (--calibration_images "
-                                "of them)");
+    throw std::invalid_argument(
+        "quantize needs --data_dir: real images to calibrate on (--calibration_images "
+        "of them)");
   const bool train_split = calibration.calibration_split == CalibrationSplit::kTrain;
-  const std::string split_name = std::string(train_split ? "train" : "eval") + " split of '" +
-                                 config.data.data_dir + "'";
+  const std::string split_name =
+      std::string(train_split ? "train" : "eval") + " split of '" + config.data.data_dir + "'";
   auto split = open_split(config, train_split, console);
-  if (!split) throw std::invalid_argument("quantize: there is no " + split_name + " (see --calibration_split)");
+  if (!split)
+    throw std::invalid_argument("quantize: there is no " + split_name + " (see --calibration_split)");
   const int64_t wanted = calibration.calibration_images;
   if (split->size() < wanted)
     throw std::invalid_argument("quantize: the " + split_name + " has " + std::to_string(split->size()) +
@@ -59,9 +48,10 @@ QuantizeResult run_quantize(const RunConfig& config, const RunContext& context) 
   const RunDevice device = setup_device(config.precision, config.cpu);
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/false, console);
   const ResolvedData data = resolve_data(w.config);
-  std::vector<SetToCalibrate> sets;
-  sets.push_back(set_to_calibrate(w.ema_model ? "raw" : w.source, w.model, config.model.arch, device));
-  if (w.ema_model) sets.push_back(set_to_calibrate("ema", w.ema_model, config.model.arch, device));
+  std::vector<std::pair<std::string, Int8Calibrator>> sets;  // (which weights, their calibrator)
+  sets.emplace_back(w.ema_model ? "raw" : w.source,
+                    Int8Calibrator(graph_on(w.model, config.model.arch, device)));
+  if (w.ema_model) sets.emplace_back("ema", Int8Calibrator(graph_on(w.ema_model, config.model.arch, device)));
 
   LoaderOptions options = eval_loader_options(w.config);
   options.batch_size = std::min(options.batch_size, wanted);
@@ -69,8 +59,8 @@ QuantizeResult run_quantize(const RunConfig& config, const RunContext& context) 
   loader.start_epoch(0);
   console.info("calibrating " + w.source + (w.ema_model ? " (raw and EMA weights)" : "") + " on " +
                std::to_string(wanted) + " images of the " + split_name + " at " +
-               std::to_string(data.eval_size) + " px (" + calibration_method_name(calibration.calibration_method) +
-               "; " + device.describe() + ")");
+               std::to_string(data.eval_size) + " px (" +
+               calibration_method_name(calibration.calibration_method) + "; " + device.describe() + ")");
   ProgressLine progress(console, "calibrating", wanted);
   int64_t seen = 0;
   torch::NoGradGuard no_grad;
@@ -80,12 +70,7 @@ QuantizeResult run_quantize(const RunConfig& config, const RunContext& context) 
     torch::Tensor images = batch->images;
     if (images.size(0) > wanted - seen) images = images.narrow(0, 0, wanted - seen);
     const torch::Tensor x = normalize_images(images.to(device.device), data.mean, data.std);
-    for (SetToCalibrate& s : sets) {
-      run_inference_graph(s.graph, x, [&s](int v, const torch::Tensor& t) {
-        if (s.int8[static_cast<size_t>(v)]) s.histograms[static_cast<size_t>(v)].add(t);
-        return t;
-      });
-    }
+    for (auto& [weights, calibrator] : sets) calibrator.observe(x);
     seen += images.size(0);
     progress.update(seen, "");
   }
@@ -103,27 +88,13 @@ QuantizeResult run_quantize(const RunConfig& config, const RunContext& context) 
   file.percentile = calibration.calibration_percentile;
   file.images = seen;
   file.image_size = data.eval_size;
-  for (SetToCalibrate& s : sets) {
-    Int8Calibration c;
-    c.weights = s.weights;
-    c.fingerprint = graph_fingerprint(s.graph);
-    for (int v = 0; v < s.graph.num_values; ++v) {
-      if (!s.int8[static_cast<size_t>(v)]) continue;
-      double amax = calibrated_amax(s.histograms[static_cast<size_t>(v)], calibration.calibration_method,
-                                    calibration.calibration_percentile, s.nonnegative[static_cast<size_t>(v)]);
-      const std::string name = value_name(s.graph, v);
-      if (amax == 0) {  // a value that was 0 on every image keeps 0 whatever positive range it gets
-        console.warning("quantize: '" + name + "' (" + s.weights + " weights) was 0 on every calibration image; " +
-                        "its range is set to 1");
-        amax = 1;
-      }
-      c.amax[name] = amax;
-    }
-    for (const InferenceOp& op : s.graph.ops) {
-      if (op.kind == InferenceOpKind::kConv || op.kind == InferenceOpKind::kLinear)
-        c.weight_scales[op.name] = weight_scales(op.weight).cpu();
-    }
-    file.sets.push_back(std::move(c));
+  for (const auto& [weights, calibrator] : sets) {
+    std::vector<std::string> all_zero;
+    file.sets.push_back(calibrator.result(weights, calibration.calibration_method,
+                                          calibration.calibration_percentile, &all_zero));
+    for (const std::string& name : all_zero)
+      console.warning("quantize: '" + name + "' (" + weights +
+                      " weights) was 0 on every calibration image; " + "its range is set to 1");
   }
   result.path = (std::filesystem::path(config.output.model_dir) / kQuantizationFileName).string();
   std::filesystem::create_directories(config.output.model_dir);

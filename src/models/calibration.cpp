@@ -42,15 +42,16 @@ void AbsHistogram::add(const torch::Tensor& x) {
   }
   // histc puts a value equal to the upper limit into the last bin.
   const torch::Tensor h =
-      torch::histc(a.cpu(), bins, 0, static_cast<double>(width_ * static_cast<double>(bins))).to(torch::kDouble);
+      torch::histc(a.cpu(), bins, 0, static_cast<double>(width_ * static_cast<double>(bins)))
+          .to(torch::kDouble);
   const double* p = h.data_ptr<double>();
   for (int64_t i = 0; i < bins; ++i) counts_[i] += p[i];
 }
 
 namespace {
 
-// The lower edge of the bin where the cumulative count reaches the percentile, as NVIDIA's calibrator takes it
-// (at least one bin: a value that is mostly zeros keeps a range).
+// The lower edge of the bin where the cumulative count reaches the percentile, as NVIDIA's calibrator takes
+// it (at least one bin: a value that is mostly zeros keeps a range).
 double percentile_amax(const std::vector<double>& counts, double width, double percentile) {
   const double total = std::accumulate(counts.begin(), counts.end(), 0.0);
   const double target = total * percentile / 100.0;
@@ -73,7 +74,8 @@ double entropy_amax(std::vector<double> bins, double width, int64_t levels) {
   for (int64_t i = n - 1; i >= 0; --i) tail[i] = tail[i + 1] + bins[i];
   double best = std::numeric_limits<double>::infinity();
   int64_t best_i = n;
-  const int64_t stride = std::max<int64_t>(1, n / AbsHistogram::kBins);  // a grown histogram: ~2048 candidates
+  const int64_t stride =
+      std::max<int64_t>(1, n / AbsHistogram::kBins);  // a grown histogram: ~2048 candidates
   std::vector<double> p, q, chunk_sum(levels), chunk_nonzero(levels);
   for (int64_t i = start; i <= n; i += stride) {
     p.assign(bins.begin(), bins.begin() + i);
@@ -120,8 +122,10 @@ double calibrated_amax(const AbsHistogram& histogram, CalibrationMethod method, 
       return histogram.max();
     case CalibrationMethod::kPercentile:
       if (!(percentile > 0 && percentile <= 100))
-        throw std::invalid_argument("calibration percentile must be in (0, 100], got " + std::to_string(percentile));
-      return std::min(histogram.max(), percentile_amax(histogram.counts(), histogram.bin_width(), percentile));
+        throw std::invalid_argument("calibration percentile must be in (0, 100], got " +
+                                    std::to_string(percentile));
+      return std::min(histogram.max(),
+                      percentile_amax(histogram.counts(), histogram.bin_width(), percentile));
     case CalibrationMethod::kEntropy:
       return std::min(histogram.max(),
                       entropy_amax(histogram.counts(), histogram.bin_width(), is_unsigned ? 256 : 128));

@@ -32,8 +32,9 @@ class AbsHistogram {
 };
 
 // The range of a value from its histogram. `percentile` in (0, 100] (kPercentile: the lower edge of the bin
-// where the cumulative count reaches it, as NVIDIA's calibrator; at least one bin); kEntropy searches clipping points from bin 128 to the last with
-// 128 quantization levels (256 for `is_unsigned`: a u8 value). 0 when every value was 0.
+// where the cumulative count reaches it, as NVIDIA's calibrator; at least one bin); kEntropy searches
+// clipping points from bin 128 to the last with 128 quantization levels (256 for `is_unsigned`: a u8 value).
+// 0 when every value was 0.
 double calibrated_amax(const AbsHistogram& histogram, CalibrationMethod method, double percentile,
                        bool is_unsigned);
 

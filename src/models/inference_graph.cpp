@@ -135,7 +135,8 @@ torch::Tensor run_aten_op(const InferenceOp& op, const torch::Tensor& x, const t
   throw std::logic_error(op.name + ": a convolution or classifier is not an ATen op here");
 }
 
-torch::Tensor run_inference_graph(const InferenceGraph& g, const torch::Tensor& input, const ValueHook& on_value) {
+torch::Tensor run_inference_graph(const InferenceGraph& g, const torch::Tensor& input,
+                                  const ValueHook& on_value) {
   torch::NoGradGuard no_grad;
   const auto options = input.options();
   std::vector<int> last_read(static_cast<size_t>(g.num_values), -1);
@@ -163,7 +164,8 @@ torch::Tensor run_inference_graph(const InferenceGraph& g, const torch::Tensor& 
         y = run_aten_op(op, x, other);
     }
     for (int r : op_reads(op)) {  // values no later op reads are freed as the pass goes
-      if (last_read[static_cast<size_t>(r)] == static_cast<int>(i) && r != g.output) v[static_cast<size_t>(r)] = torch::Tensor();
+      if (last_read[static_cast<size_t>(r)] == static_cast<int>(i) && r != g.output)
+        v[static_cast<size_t>(r)] = torch::Tensor();
     }
     v[static_cast<size_t>(op.output)] = on_value ? on_value(op.output, y) : y;
   }

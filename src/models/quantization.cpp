@@ -22,7 +22,9 @@ bool reads_as_int8(const InferenceOp& op) {
   return op.kind == InferenceOpKind::kConv || op.kind == InferenceOpKind::kLinear;
 }
 
-bool nonnegative_activation(Activation a) { return a == Activation::kReLU || a == Activation::kSigmoid; }
+bool nonnegative_activation(Activation a) {
+  return a == Activation::kReLU || a == Activation::kSigmoid;
+}
 
 std::string set_prefix(size_t index) {
   std::string p = std::to_string(index);  // (built in steps: g++ 12 warns on "s" + ... falsely)
@@ -32,9 +34,10 @@ std::string set_prefix(size_t index) {
 }
 
 const std::map<std::string, CalibrationMethod>& method_names() {
-  static const std::map<std::string, CalibrationMethod> names = {{"percentile", CalibrationMethod::kPercentile},
-                                                                 {"entropy", CalibrationMethod::kEntropy},
-                                                                 {"max", CalibrationMethod::kMax}};
+  static const std::map<std::string, CalibrationMethod> names = {
+      {"percentile", CalibrationMethod::kPercentile},
+      {"entropy", CalibrationMethod::kEntropy},
+      {"max", CalibrationMethod::kMax}};
   return names;
 }
 
@@ -111,6 +114,41 @@ torch::Tensor fake_quantize(const torch::Tensor& x, double scale, bool is_unsign
   return (x / scale).round_().clamp_(is_unsigned ? 0 : -127, is_unsigned ? 255 : 127).mul_(scale);
 }
 
+Int8Calibrator::Int8Calibrator(InferenceGraph graph)
+    : graph_(std::move(graph)),
+      int8_(int8_values(graph_)),
+      nonnegative_(nonnegative_values(graph_)),
+      histograms_(int8_.size()) {}
+
+void Int8Calibrator::observe(const torch::Tensor& x) {
+  run_inference_graph(graph_, x, [this](int v, const torch::Tensor& t) {
+    if (int8_[static_cast<size_t>(v)]) histograms_[static_cast<size_t>(v)].add(t);
+    return t;
+  });
+}
+
+Int8Calibration Int8Calibrator::result(const std::string& weights, CalibrationMethod method,
+                                       double percentile, std::vector<std::string>* all_zero) const {
+  Int8Calibration c;
+  c.weights = weights;
+  c.fingerprint = graph_fingerprint(graph_);
+  for (int v = 0; v < graph_.num_values; ++v) {
+    if (!int8_[static_cast<size_t>(v)]) continue;
+    double amax = calibrated_amax(histograms_[static_cast<size_t>(v)], method, percentile,
+                                  nonnegative_[static_cast<size_t>(v)]);
+    const std::string name = value_name(graph_, v);
+    if (amax == 0) {
+      amax = 1;
+      if (all_zero) all_zero->push_back(name);
+    }
+    c.amax[name] = amax;
+  }
+  for (const InferenceOp& op : graph_.ops) {
+    if (reads_as_int8(op)) c.weight_scales[op.name] = weight_scales(op.weight).cpu();
+  }
+  return c;
+}
+
 QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& c, const std::string& context) {
   QuantizedGraph q;
   const std::vector<bool> int8 = int8_values(graph);
@@ -120,7 +158,8 @@ QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& c, co
   for (int v = 0; v < graph.num_values; ++v) {
     if (!int8[static_cast<size_t>(v)]) continue;
     const std::string name = value_name(graph, v);
-    if (!names.insert(name).second) throw std::logic_error("two int8 values of " + graph.arch + " are named " + name);
+    if (!names.insert(name).second)
+      throw std::logic_error("two int8 values of " + graph.arch + " are named " + name);
     const auto it = c.amax.find(name);
     if (it == c.amax.end())
       throw std::runtime_error(context + ": no range for the int8 value '" + name + "' of " + graph.arch +
@@ -128,7 +167,8 @@ QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& c, co
     if (!std::isfinite(it->second) || it->second <= 0)
       throw std::runtime_error(context + ": the range of '" + name + "' is " + std::to_string(it->second) +
                                " (expected a finite number > 0)");
-    q.value_scale[static_cast<size_t>(v)] = it->second / (q.value_unsigned[static_cast<size_t>(v)] ? 255.0 : 127.0);
+    q.value_scale[static_cast<size_t>(v)] =
+        it->second / (q.value_unsigned[static_cast<size_t>(v)] ? 255.0 : 127.0);
   }
   for (const auto& [name, amax] : c.amax) {
     if (!names.count(name))
@@ -145,18 +185,21 @@ QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& c, co
     const torch::Tensor& s = it->second;
     if (s.dim() != 1 || s.size(0) != op.weight.size(0))
       throw std::runtime_error(context + ": the weight scales of '" + op.name + "' have shape " +
-                               c10::str(s.sizes()) + " (expected [" + std::to_string(op.weight.size(0)) + "])");
+                               c10::str(s.sizes()) + " (expected [" + std::to_string(op.weight.size(0)) +
+                               "])");
     if (!torch::isfinite(s).all().item<bool>() || !(s > 0).all().item<bool>())
       throw std::runtime_error(context + ": the weight scales of '" + op.name +
                                "' hold a value that is not a finite number > 0");
     std::vector<int64_t> shape(static_cast<size_t>(op.weight.dim()), 1);
     shape[0] = op.weight.size(0);
     const torch::Tensor s64 = s.to(torch::kDouble).reshape(shape);
-    op.weight = (op.weight.to(torch::kDouble) / s64).round().clamp(-127, 127).mul(s64).to(op.weight.scalar_type());
+    op.weight =
+        (op.weight.to(torch::kDouble) / s64).round().clamp(-127, 127).mul(s64).to(op.weight.scalar_type());
   }
   for (const auto& [name, scales] : c.weight_scales) {
     if (!ops.count(name))
-      throw std::runtime_error(context + ": weight scales for '" + name + "', which " + graph.arch + " does not have");
+      throw std::runtime_error(context + ": weight scales for '" + name + "', which " + graph.arch +
+                               " does not have");
   }
   q.graph = std::move(graph);
   return q;
@@ -196,22 +239,27 @@ QuantizationFile load_quantization(const std::string& path) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (!ec && size > static_cast<uintmax_t>(kMaxFileBytes))
-    throw std::runtime_error(path + ": " + std::to_string(size) + " bytes, more than a quantization file holds (" +
-                             std::to_string(kMaxFileBytes) + ")");
+    throw std::runtime_error(path + ": " + std::to_string(size) +
+                             " bytes, more than a quantization file holds (" + std::to_string(kMaxFileBytes) +
+                             ")");
   const std::string bytes = read_file(path);
   if (bytes.size() > static_cast<size_t>(kMaxFileBytes))
-    throw std::runtime_error(path + ": larger than a quantization file (" + std::to_string(kMaxFileBytes) + " bytes)");
+    throw std::runtime_error(path + ": larger than a quantization file (" + std::to_string(kMaxFileBytes) +
+                             " bytes)");
   const SafetensorsFile st = parse_safetensors(bytes, path);
   auto meta = [&](const std::string& key) -> const std::string& {
     const auto it = st.metadata.find(key);
-    if (it == st.metadata.end()) throw std::runtime_error(path + ": no '" + key + "' in its metadata (not a quantization file of convnets?)");
+    if (it == st.metadata.end())
+      throw std::runtime_error(path + ": no '" + key +
+                               "' in its metadata (not a quantization file of convnets?)");
     return it->second;
   };
   auto integer = [&](const std::string& key, int64_t lo, int64_t hi) {
     const auto v = parse_int64(meta(key));
     if (!v || *v < lo || *v > hi)
-      throw std::runtime_error(path + ": metadata '" + key + "' is '" + meta(key) + "' (expected an integer in [" +
-                               std::to_string(lo) + ", " + std::to_string(hi) + "])");
+      throw std::runtime_error(path + ": metadata '" + key + "' is '" + meta(key) +
+                               "' (expected an integer in [" + std::to_string(lo) + ", " +
+                               std::to_string(hi) + "])");
     return *v;
   };
   if (meta("format") != kFormat)
@@ -226,8 +274,8 @@ QuantizationFile load_quantization(const std::string& path) {
   f.method = method->second;
   const std::optional<double> percentile = parse_finite_double(meta("calibration_percentile"));
   if (!percentile || *percentile <= 0 || *percentile > 100)
-    throw std::runtime_error(path + ": metadata 'calibration_percentile' is '" + meta("calibration_percentile") +
-                             "' (expected a number in (0, 100])");
+    throw std::runtime_error(path + ": metadata 'calibration_percentile' is '" +
+                             meta("calibration_percentile") + "' (expected a number in (0, 100])");
   f.percentile = *percentile;
   f.images = integer("calibration_images", 1, int64_t{1} << 40);
   f.image_size = integer("image_size", 1, 1 << 16);
@@ -243,7 +291,8 @@ QuantizationFile load_quantization(const std::string& path) {
   }
   for (const auto& [key, t] : st.tensors) {
     const size_t slash = key.find('/');
-    const auto index = slash == std::string::npos || key[0] != 's' ? std::nullopt : parse_int64(key.substr(1, slash - 1));
+    const auto index =
+        slash == std::string::npos || key[0] != 's' ? std::nullopt : parse_int64(key.substr(1, slash - 1));
     if (!index || *index < 0 || *index >= sets)
       throw std::runtime_error(path + ": tensor '" + key + "' belongs to no calibrated set");
     Int8Calibration& c = f.sets[static_cast<size_t>(*index)];
@@ -253,11 +302,13 @@ QuantizationFile load_quantization(const std::string& path) {
         throw std::runtime_error(path + ": '" + key + "' must be one float64 number");
       const double v = t.item<double>();
       if (!std::isfinite(v) || v <= 0)
-        throw std::runtime_error(path + ": '" + key + "' is " + std::to_string(v) + " (expected a finite range > 0)");
+        throw std::runtime_error(path + ": '" + key + "' is " + std::to_string(v) +
+                                 " (expected a finite range > 0)");
       c.amax[rest.substr(5)] = v;
     } else if (rest.rfind("weight_scale/", 0) == 0) {
       if (t.scalar_type() != torch::kFloat || t.dim() != 1 || t.numel() == 0)
-        throw std::runtime_error(path + ": '" + key + "' must be a float32 vector (one scale per output channel)");
+        throw std::runtime_error(path + ": '" + key +
+                                 "' must be a float32 vector (one scale per output channel)");
       if (!torch::isfinite(t).all().item<bool>() || !(t > 0).all().item<bool>())
         throw std::runtime_error(path + ": '" + key + "' holds a scale that is not a finite number > 0");
       c.weight_scales[rest.substr(13)] = t;
@@ -272,8 +323,8 @@ const Int8Calibration& calibration_for(const QuantizationFile& file, const Infer
                                        const std::string& path) {
   if (file.arch != graph.arch || file.num_classes != graph.num_classes)
     throw std::runtime_error(path + " quantizes " + file.arch + " with " + std::to_string(file.num_classes) +
-                             " classes, not this " + graph.arch + " with " + std::to_string(graph.num_classes) +
-                             ": run convnets quantize for it");
+                             " classes, not this " + graph.arch + " with " +
+                             std::to_string(graph.num_classes) + ": run convnets quantize for it");
   const std::string fingerprint = graph_fingerprint(graph);
   for (const Int8Calibration& c : file.sets) {
     if (c.fingerprint == fingerprint) return c;

@@ -33,15 +33,34 @@ std::string graph_fingerprint(const InferenceGraph& graph);
 
 // One set of weights' quantization, as calibrated.
 struct Int8Calibration {
-  std::string weights;      // which weights: "raw", "ema", or a file name
-  std::string fingerprint;  // graph_fingerprint of those weights
-  std::map<std::string, double> amax;                   // per int8 value, by value_name
-  std::map<std::string, torch::Tensor> weight_scales;   // per convolution / classifier, by op name [out]
+  std::string weights;                                 // which weights: "raw", "ema", or a file name
+  std::string fingerprint;                             // graph_fingerprint of those weights
+  std::map<std::string, double> amax;                  // per int8 value, by value_name
+  std::map<std::string, torch::Tensor> weight_scales;  // per convolution / classifier, by op name [out]
+};
+
+// Gathers the |x| histograms of a graph's int8 values over calibration batches: what `convnets quantize`
+// runs.
+class Int8Calibrator {
+ public:
+  explicit Int8Calibrator(InferenceGraph graph);  // its weights on the device of the batches to come
+  // One batch of normalised images through the float graph.
+  void observe(const torch::Tensor& x);
+  // The ranges by `method` and the weight scales, for the weights called `weights`. A value that was 0 on
+  // every image gets range 1 (it stays 0 whatever the range) and its name is added to `all_zero`.
+  Int8Calibration result(const std::string& weights, CalibrationMethod method, double percentile,
+                         std::vector<std::string>* all_zero = nullptr) const;
+  const InferenceGraph& graph() const { return graph_; }
+
+ private:
+  InferenceGraph graph_;
+  std::vector<bool> int8_, nonnegative_;
+  std::vector<AbsHistogram> histograms_;  // per value (used where int8)
 };
 
 // A graph ready to run its int8 arithmetic.
 struct QuantizedGraph {
-  InferenceGraph graph;  // weights already rounded to their int8 grid (w = q * scale)
+  InferenceGraph graph;             // weights already rounded to their int8 grid (w = q * scale)
   std::vector<double> value_scale;  // per value: its scale; 0 for a float value
   std::vector<bool> value_unsigned;
 };

@@ -24,7 +24,8 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
       if (op.weight.defined()) op.weight = op.weight.to(device.device);
       if (op.bias.defined()) op.bias = op.bias.to(device.device);
     }
-    description_ = "int8 (" + calibration.weights + "'s calibration; int8 arithmetic simulated in float32 with ATen)";
+    description_ =
+        "int8 (" + calibration.weights + "'s calibration; int8 arithmetic simulated in float32 with ATen)";
     return;
   }
   description_ = "eager model";
@@ -83,8 +84,8 @@ Int8Quantization load_int8_quantization(const std::string& model_dir) {
     throw std::invalid_argument("--int8 needs --model_dir: the quantization `convnets quantize` wrote there");
   const std::string path = (std::filesystem::path(model_dir) / kQuantizationFileName).string();
   if (!std::filesystem::exists(path))
-    throw std::invalid_argument("--int8: no int8 quantization in '" + model_dir + "' (" + kQuantizationFileName +
-                                "): run `convnets quantize --model_dir " + model_dir +
+    throw std::invalid_argument("--int8: no int8 quantization in '" + model_dir + "' (" +
+                                kQuantizationFileName + "): run `convnets quantize --model_dir " + model_dir +
                                 " --data_dir <images>` first");
   return {load_quantization(path), path};
 }

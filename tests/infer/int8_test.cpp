@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <torch/types.h>
 
-#include "models/calibration.h"
 #include "models/quantization.h"
 #include "models/registry.h"
 #include "test_support.h"
@@ -13,40 +12,27 @@ namespace convnets {
 namespace {
 
 Int8Calibration calibrate(const InferenceGraph& g, const torch::Tensor& x, CalibrationMethod method) {
-  Int8Calibration c;
-  c.weights = "fixture";
-  c.fingerprint = graph_fingerprint(g);
-  const auto int8 = int8_values(g), nonneg = nonnegative_values(g);
-  std::vector<AbsHistogram> h(int8.size());
-  run_inference_graph(g, x, [&](int v, const torch::Tensor& t) {
-    if (int8[static_cast<size_t>(v)]) h[static_cast<size_t>(v)].add(t);
-    return t;
-  });
-  for (int v = 0; v < g.num_values; ++v) {
-    if (int8[static_cast<size_t>(v)])
-      c.amax[value_name(g, v)] = calibrated_amax(h[static_cast<size_t>(v)], method, 99.99, nonneg[static_cast<size_t>(v)]);
-  }
-  for (const InferenceOp& op : g.ops) {
-    if (op.kind == InferenceOpKind::kConv || op.kind == InferenceOpKind::kLinear)
-      c.weight_scales[op.name] = weight_scales(op.weight);
-  }
-  return c;
+  Int8Calibrator calibrator(g);
+  calibrator.observe(x);
+  return calibrator.result("fixture", method, 99.99);
 }
 
 struct Int8Case {
   std::string arch;
   double bound;  // relative logit error of int8 against float
 };
-void PrintTo(const Int8Case& c, std::ostream* os) { *os << c.arch; }
+void PrintTo(const Int8Case& c, std::ostream* os) {
+  *os << c.arch;
+}
 
 class Int8OnPhotos : public ::testing::TestWithParam<Int8Case> {};
 
 // 8 photo crops at 64 px calibrate (max, as the few images make percentile and max the same) and are then
-// evaluated: int8's error is its rounding (127 levels per value, per-channel weights) through the depth of the
-// network. Bound: twice the error measured (ResNet-18: 6.6%); a scale off by 2x (255 levels for the signed
-// input) gives 52%. (These random networks amplify any rounding with depth, see make_model_fixtures.py:
-// ResNeXt-50 ends 37% off, EfficientNet-B0 95%; int8 accuracy on trained models is checked end to end in
-// tests/app/check_export.py.)
+// evaluated: int8's error is its rounding (127 levels per value, per-channel weights) through the depth of
+// the network. Bound: twice the error measured (ResNet-18: 6.6%); a scale off by 2x (255 levels for the
+// signed input) gives 52%. (These random networks amplify any rounding with depth, see
+// make_model_fixtures.py: ResNeXt-50 ends 37% off, EfficientNet-B0 95%; int8 accuracy on trained models is
+// checked end to end in tests/app/check_export.py.)
 TEST_P(Int8OnPhotos, TheSimulatedInt8LogitsStayNearTheFloatOnes) {
   const Int8Case c = GetParam();
   const auto io = testing::load_fixture(c.arch + "_io.safetensors");
@@ -59,13 +45,13 @@ TEST_P(Int8OnPhotos, TheSimulatedInt8LogitsStayNearTheFloatOnes) {
   const torch::Tensor int8 = run_quantized_graph(q, x);
   const double error = testing::rel_error(int8, reference);
   const int64_t agree = int8.argmax(1).eq(reference.argmax(1)).sum().item<int64_t>();
-  std::cout << c.arch << ": int8 relative logit error " << error << ", top-1 agrees on " << agree << " of 8\n";
+  std::cout << c.arch << ": int8 relative logit error " << error << ", top-1 agrees on " << agree
+            << " of 8\n";
   EXPECT_LT(error, c.bound);
   EXPECT_GT(error, 1e-4) << "no rounding at all: the int8 grid is not applied";
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, Int8OnPhotos,
-                         ::testing::Values(Int8Case{"resnet18", 0.13}),
+INSTANTIATE_TEST_SUITE_P(Families, Int8OnPhotos, ::testing::Values(Int8Case{"resnet18", 0.13}),
                          [](const auto& info) { return info.param.arch; });
 
 }  // namespace

@@ -6,8 +6,8 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 
@@ -49,12 +49,13 @@ TEST(Calibration, RangesAreThoseOfNvidiasHistogramCalibrator) {
   EXPECT_NEAR(h.bin_width(), width, 1e-12 * width);
   // torch.histc bins in float32, numpy in float64: a value on a bin edge may land one bin off, which moves
   // the entropy's flat minimum by a bin or two, the percentile only if it sits on that value.
-  EXPECT_NEAR(calibrated_amax(h, CalibrationMethod::kPercentile, 99.99, true), ref["percentile_99.99"].get<double>(),
-              1.01 * width);
-  EXPECT_NEAR(calibrated_amax(h, CalibrationMethod::kPercentile, 99.9, true), ref["percentile_99.9"].get<double>(),
-              1.01 * width);
-  std::cout << "ranges (bins): percentile 99.99 " << calibrated_amax(h, CalibrationMethod::kPercentile, 99.99, true) / width
-            << ", 99.9 " << calibrated_amax(h, CalibrationMethod::kPercentile, 99.9, true) / width << ", entropy s8 "
+  EXPECT_NEAR(calibrated_amax(h, CalibrationMethod::kPercentile, 99.99, true),
+              ref["percentile_99.99"].get<double>(), 1.01 * width);
+  EXPECT_NEAR(calibrated_amax(h, CalibrationMethod::kPercentile, 99.9, true),
+              ref["percentile_99.9"].get<double>(), 1.01 * width);
+  std::cout << "ranges (bins): percentile 99.99 "
+            << calibrated_amax(h, CalibrationMethod::kPercentile, 99.99, true) / width << ", 99.9 "
+            << calibrated_amax(h, CalibrationMethod::kPercentile, 99.9, true) / width << ", entropy s8 "
             << calibrated_amax(h, CalibrationMethod::kEntropy, 0, false) / width << " (numpy "
             << ref["entropy_signed"].get<double>() / width << "), u8 "
             << calibrated_amax(h, CalibrationMethod::kEntropy, 0, true) / width << " (numpy "
@@ -74,8 +75,8 @@ TEST(Calibration, RangesAreThoseOfNvidiasHistogramCalibrator) {
 
 // Values at bin centres, where no rounding decides the bin: the percentile is the lower edge of the bin where
 // the cumulative count reaches it (NVIDIA's), exactly.
-// A heavier tail (Student's t with 3 degrees of freedom), where the entropy search for 128 levels (s8) and for
-// 256 (u8) end in different places: each must be its own.
+// A heavier tail (Student's t with 3 degrees of freedom), where the entropy search for 128 levels (s8) and
+// for 256 (u8) end in different places: each must be its own.
 TEST(Calibration, EntropyUsesTheLevelsOfTheValuesType) {
   torch::manual_seed(17);
   const int64_t n = 200000;
@@ -87,8 +88,9 @@ TEST(Calibration, EntropyUsesTheLevelsOfTheValuesType) {
   const double width = h.bin_width();
   const double s8 = calibrated_amax(h, CalibrationMethod::kEntropy, 0, false);
   const double u8 = calibrated_amax(h, CalibrationMethod::kEntropy, 0, true);
-  std::cout << "t3: entropy s8 " << s8 / width << " bins (numpy " << ref["entropy_signed"].get<double>() / width
-            << "), u8 " << u8 / width << " (numpy " << ref["entropy_unsigned"].get<double>() / width << ")\n";
+  std::cout << "t3: entropy s8 " << s8 / width << " bins (numpy "
+            << ref["entropy_signed"].get<double>() / width << "), u8 " << u8 / width << " (numpy "
+            << ref["entropy_unsigned"].get<double>() / width << ")\n";
   EXPECT_NEAR(s8, ref["entropy_signed"].get<double>(), 3.01 * width);
   EXPECT_NEAR(u8, ref["entropy_unsigned"].get<double>(), 3.01 * width);
   EXPECT_GT(std::abs(s8 - u8), 20 * width) << "the data does not tell 128 levels from 256";
@@ -121,8 +123,8 @@ TEST(Calibration, LaterBatchesWithLargerValuesAddBinsOfTheSameWidth) {
   EXPECT_DOUBLE_EQ(std::accumulate(h.counts().begin(), h.counts().end(), 0.0), 300000.0);
   EXPECT_DOUBLE_EQ(h.max(), x.max().item<double>());
   const nlohmann::json ref = python_ranges(x);
-  EXPECT_NEAR(calibrated_amax(h, CalibrationMethod::kPercentile, 99.99, true), ref["percentile_99.99"].get<double>(),
-              1.01 * std::max(width, ref["bin_width"].get<double>()));
+  EXPECT_NEAR(calibrated_amax(h, CalibrationMethod::kPercentile, 99.99, true),
+              ref["percentile_99.99"].get<double>(), 1.01 * std::max(width, ref["bin_width"].get<double>()));
 }
 
 TEST(Calibration, BinsMergeInsteadOfGrowingWithoutBound) {
@@ -172,7 +174,8 @@ TEST(Quantization, WhichValuesAreInt8AndSigned) {
   const InferenceGraph e = graph_of("efficientnet_b0");
   const auto e8 = int8_values(e), enn = nonnegative_values(e);
   for (const InferenceOp& op : e.ops) {
-    if (op.kind == InferenceOpKind::kConv && op.groups > 1) {  // depthwise: its input int8, its output read by SE
+    if (op.kind == InferenceOpKind::kConv &&
+        op.groups > 1) {  // depthwise: its input int8, its output read by SE
       EXPECT_TRUE(e8[static_cast<size_t>(op.input)]) << op.name;
       EXPECT_FALSE(e8[static_cast<size_t>(op.output)]) << op.name;
       EXPECT_FALSE(enn[static_cast<size_t>(op.output)]) << op.name << ": SiLU is negative down to -0.278";
@@ -190,18 +193,10 @@ TEST(Quantization, TheSimulationComputesWithIntegersOnTheirGrids) {
   const InferenceGraph g = graph_of("resnet18");
   torch::manual_seed(1);
   const torch::Tensor x = torch::randn({2, 3, 32, 32}, torch::kDouble);
-  Int8Calibration c;
-  c.weights = "test";
-  c.fingerprint = graph_fingerprint(g);
-  const auto int8 = int8_values(g);
-  run_inference_graph(g, x, [&](int v, const torch::Tensor& t) {
-    if (int8[static_cast<size_t>(v)]) c.amax[value_name(g, v)] = 0.8 * t.abs().max().item<double>();
-    return t;
-  });
-  for (const InferenceOp& op : g.ops) {
-    if (op.kind == InferenceOpKind::kConv || op.kind == InferenceOpKind::kLinear)
-      c.weight_scales[op.name] = weight_scales(op.weight);
-  }
+  Int8Calibrator calibrator(g);
+  calibrator.observe(x);
+  Int8Calibration c = calibrator.result("test", CalibrationMethod::kMax, 100);
+  for (auto& [name, amax] : c.amax) amax *= 0.8;  // some clipping
   const QuantizedGraph q = quantize_graph(g, c, "test");
   for (size_t i = 0; i < q.graph.ops.size(); ++i) {
     const InferenceOp& op = q.graph.ops[i];
@@ -238,23 +233,9 @@ TEST(Quantization, TheSimulationComputesWithIntegersOnTheirGrids) {
 }
 
 Int8Calibration calibrate_max(const InferenceGraph& g, const torch::Tensor& x, const std::string& weights) {
-  Int8Calibration c;
-  c.weights = weights;
-  c.fingerprint = graph_fingerprint(g);
-  const auto int8 = int8_values(g);
-  std::vector<AbsHistogram> h(int8.size());
-  run_inference_graph(g, x, [&](int v, const torch::Tensor& t) {
-    if (int8[static_cast<size_t>(v)]) h[static_cast<size_t>(v)].add(t);
-    return t;
-  });
-  for (int v = 0; v < g.num_values; ++v) {
-    if (int8[static_cast<size_t>(v)]) c.amax[value_name(g, v)] = h[static_cast<size_t>(v)].max();
-  }
-  for (const InferenceOp& op : g.ops) {
-    if (op.weight.defined() && (op.kind == InferenceOpKind::kConv || op.kind == InferenceOpKind::kLinear))
-      c.weight_scales[op.name] = weight_scales(op.weight);
-  }
-  return c;
+  Int8Calibrator calibrator(g);
+  calibrator.observe(x);
+  return calibrator.result(weights, CalibrationMethod::kMax, 100);
 }
 
 QuantizationFile file_for(const InferenceGraph& g, const torch::Tensor& x) {
@@ -281,7 +262,8 @@ TEST(QuantizationFile, RoundTripsAndFindsTheSetOfTheWeights) {
   EXPECT_EQ(back.method, CalibrationMethod::kMax);
   ASSERT_EQ(back.sets.size(), 1u);
   EXPECT_EQ(back.sets[0].amax, f.sets[0].amax);
-  for (const auto& [name, s] : f.sets[0].weight_scales) EXPECT_TRUE(torch::equal(back.sets[0].weight_scales.at(name), s));
+  for (const auto& [name, s] : f.sets[0].weight_scales)
+    EXPECT_TRUE(torch::equal(back.sets[0].weight_scales.at(name), s));
   EXPECT_EQ(&calibration_for(back, g, path), &back.sets[0]);
   // Other weights of the same model, another architecture: named errors.
   const InferenceGraph other = graph_of("resnet18");
@@ -313,7 +295,8 @@ TEST(QuantizationFile, HostileFilesGetErrorsNamingTheFileAndKey) {
   const std::string good_path = dir.file("good.safetensors");
   save_quantization(good_path, f);
   const SafetensorsFile good = load_safetensors(good_path);
-  auto expect_error = [&](NamedTensors tensors, std::map<std::string, std::string> meta, const std::string& needle) {
+  auto expect_error = [&](NamedTensors tensors, std::map<std::string, std::string> meta,
+                          const std::string& needle) {
     const std::string path = dir.file("bad.safetensors");
     write_file_atomic(path, safetensors_bytes(tensors, meta));
     try {
