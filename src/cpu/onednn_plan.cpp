@@ -12,6 +12,7 @@
 #include "cpu/plan_lowering.h"
 #include "data/loader.h"
 #include "models/buffer_plan.h"
+#include "models/quantization.h"
 
 namespace convnets {
 
@@ -43,6 +44,40 @@ std::string onednn_cpu_isa() {
   for (const auto& [value, name] : names)
     if (value == isa) return name;
   return "default";
+}
+
+int onednn_int8_weight_levels() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx2_vnni:
+    case dnnl::cpu_isa::avx2_vnni_2:
+    case dnnl::cpu_isa::avx512_core_vnni:
+    case dnnl::cpu_isa::avx512_core_bf16:
+    case dnnl::cpu_isa::avx512_core_fp16:
+    case dnnl::cpu_isa::avx512_core_amx:
+    case dnnl::cpu_isa::avx512_core_amx_fp16:
+      return 127;
+    default:
+      return 63;
+  }
+}
+
+OneDnnPlan::OneDnnPlan(const QuantizedGraph& int8, const PlanOptions& options)
+    : OneDnnPlan(int8.graph, torch::kFloat, options) {
+  if (int8.weight_levels > onednn_int8_weight_levels())
+    throw std::invalid_argument("the int8 plan on this CPU (oneDNN ISA " + onednn_cpu_isa() +
+                                ") runs weights in [-" + std::to_string(onednn_int8_weight_levels()) + ", " +
+                                std::to_string(onednn_int8_weight_levels()) + "], not " +
+                                std::to_string(int8.weight_levels) + " levels: its kernels would saturate");
+  if (int8.value_scale.size() != static_cast<size_t>(graph_.num_values) ||
+      int8.weight_scale.size() != graph_.ops.size())
+    throw std::invalid_argument("the int8 plan needs a graph made by quantize_graph");
+  auto q = std::make_shared<QuantizedGraph>();
+  q->value_scale = int8.value_scale;
+  q->value_unsigned = int8.value_unsigned;
+  q->weight_levels = int8.weight_levels;
+  for (const torch::Tensor& s : int8.weight_scale)
+    q->weight_scale.push_back(s.defined() ? s.to(torch::kCPU, torch::kFloat).contiguous() : s);
+  int8_ = std::move(q);  // (its graph stays empty: graph_ holds the weights)
 }
 
 OneDnnPlan::OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype, const PlanOptions& options)
@@ -78,10 +113,12 @@ std::unique_ptr<OneDnnPlan::CompiledPlan> OneDnnPlan::compile(const std::vector<
   const std::vector<ValueShape> shapes =
       value_shapes(graph_, {input_shape[0], input_shape[1], input_shape[2], input_shape[3]});
   // 2. Rewrites: at batch 1, gates folded into the convolutions that read their products.
-  const std::vector<PlanOp> ops = fold_batch_one_gates(plan_ops(graph_), shapes, dtype_ == torch::kFloat);
+  // (Not in the int8 plan: its products are int8 values.)
+  const std::vector<PlanOp> ops =
+      fold_batch_one_gates(plan_ops(graph_), shapes, dtype_ == torch::kFloat && !int8_);
   // 3. Each op lowered to its primitives, deciding how it runs (cpu/plan_decisions.h).
   auto plan = std::make_unique<CompiledPlan>();
-  const std::vector<BufferUse> uses = lower_ops(graph_, ops, shapes, dtype_, options_, *plan);
+  const std::vector<BufferUse> uses = lower_ops(graph_, ops, shapes, dtype_, options_, int8_.get(), *plan);
   // 4. Buffers shared by liveness, best fit (models/buffer_plan.h); the logits are the caller's tensor.
   const BufferPlan buffers = plan_buffers(uses, value_bytes(*plan), /*input=*/0, /*external=*/graph_.output);
   // 5. Storage allocated, every step's memories bound.

@@ -25,12 +25,24 @@ namespace convnets {
 bool onednn_plan_bf16_supported();
 // "avx512_core_bf16", "avx2", ...: oneDNN's instruction set on this CPU; "" without oneDNN.
 std::string onednn_cpu_isa();
+// The int8 weights' range the plan runs exactly on this CPU: 127 with VNNI (u8 x s8 products summed in
+// 32 bits); 63 on AVX2 and AVX-512 without it, whose kernels add pairs of u8 x s8 products in 16 bits with
+// saturation (255 * 63 * 2 fits in 32767; 255 * 127 * 2 does not). docs/int8.md.
+int onednn_int8_weight_levels();
+
+struct QuantizedGraph;
 
 class OneDnnPlan {
  public:
   // `dtype`: kFloat, or kBFloat16 (weights and activations; biases and logits float32).
   explicit OneDnnPlan(const InferenceGraph& graph, torch::ScalarType dtype = torch::kFloat,
                       const PlanOptions& options = {});
+  // The int8 plan of a quantized graph (models/quantization.h), quantized with at most
+  // onednn_int8_weight_levels(): every int8 value stored as u8 (zero point 128 where signed, so every
+  // convolution multiplies u8 by s8), each convolution and the classifier an int8 convolution with its
+  // scales, bias, residual and activation fused, writing its output as u8 directly where only int8 readers
+  // read it, float32 elsewhere. Gives run_quantized_graph's logits up to float32 rounding (docs/int8.md).
+  explicit OneDnnPlan(const QuantizedGraph& int8, const PlanOptions& options = {});
   ~OneDnnPlan();
   OneDnnPlan(const OneDnnPlan&) = delete;
   OneDnnPlan& operator=(const OneDnnPlan&) = delete;
@@ -45,6 +57,7 @@ class OneDnnPlan {
   torch::Tensor forward_images(const torch::Tensor& images, const std::array<double, 3>& mean,
                                const std::array<double, 3>& std);
   torch::ScalarType dtype() const { return dtype_; }
+  bool int8() const { return int8_ != nullptr; }
   // One line per step of the plan for `input_shape` (compiled if needed): the op, oneDNN's implementation
   // name ("brg:avx512_core", "jit:avx2", "ref:any", ...) or the Winograd convolution's.
   std::vector<std::string> describe(const std::vector<int64_t>& input_shape);
@@ -65,6 +78,7 @@ class OneDnnPlan {
   InferenceGraph graph_;
   torch::ScalarType dtype_;
   PlanOptions options_;
+  std::shared_ptr<const QuantizedGraph> int8_;  // the int8 plan's scales (its graph is graph_)
   std::map<std::vector<int64_t>, std::unique_ptr<CompiledPlan>> plans_;
   std::mutex mutex_;  // one forward at a time: a plan's buffers are shared by its calls
 };

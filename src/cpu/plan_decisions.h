@@ -52,6 +52,7 @@ inline constexpr const char* kBrgemm1x1Avx2 = "brgconv_1x1:avx2";
 inline constexpr const char* kJit1x1Avx2 = "jit_1x1:avx2";
 inline constexpr const char* kBrgemmDepthwiseAvx2 = "brdgmm_dw:avx2";
 inline constexpr const char* kJitDepthwiseAvx2 = "jit_dw:avx2";
+inline constexpr const char* kAmx1x1Int8 = "jit_1x1:avx512_core_amx";  // int8: writes past its output
 // The most implementations of one primitive the plan walks through (oneDNN 3.2 offers fewer per ISA).
 constexpr int kMaxImplementations = 8;
 

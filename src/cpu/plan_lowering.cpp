@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cpu/onednn_implementations.h"
+#include "models/quantization.h"
 
 namespace convnets {
 
@@ -133,48 +134,127 @@ Dims dims_of(const ValueShape& s) {
   return {s.n, s.c, s.h, s.w};
 }
 
-// The lowering of one plan: each op becomes its steps through the function for its kind.
+// The lowering of one plan: each op becomes its steps through the function for its kind. The int8 plan adds
+// steps of its own: a quantize (a value into its u8 copy) after each op whose output an int8 op reads,
+// unless that op is a convolution read only by int8 ops (it then writes the u8 copy itself), and a
+// dequantize (the u8 copy back to float32) where a float op (a residual, a pool, a multiply) also reads it.
 class Lowering {
  public:
-  Lowering(const std::vector<PlanOp>& ops, const std::vector<ValueShape>& shapes, torch::ScalarType dtype,
-           const PlanOptions& options, CompiledPlan& plan)
-      : ops_(ops),
-        shapes_(shapes),
-        options_(options),
+  Lowering(const InferenceGraph& graph, const std::vector<PlanOp>& ops, const std::vector<ValueShape>& shapes,
+           torch::ScalarType dtype, const PlanOptions& options, const QuantizedGraph* int8,
+           CompiledPlan& plan)
+      : options_(options),
+        int8_(int8),
+        graph_ops_(graph.ops.data()),
         dt_(dtype == torch::kBFloat16 ? DataType::bf16 : DataType::f32),
         tag_(activation_tag(options.layout)),
         p_(plan) {
+    const size_t n = shapes.size();
+    shapes_ = shapes;
+    origin_.resize(n);
+    for (size_t v = 0; v < n; ++v) origin_[v] = static_cast<int>(v);
+    quantized_.assign(n, -1);
+    dequantized_.assign(n, -1);
+    std::vector<bool> fused(n, false);
+    if (int8_) {
+      std::vector<bool> float_read(n, false);
+      std::vector<InferenceOpKind> producer(n, InferenceOpKind::kLinear);
+      for (const PlanOp& op : ops) {
+        producer[static_cast<size_t>(op.op->output)] = op.op->kind;
+        for (const int v : op.reads())
+          if (v != op.input || !reads_int8(op)) float_read[static_cast<size_t>(v)] = true;
+      }
+      auto add_value = [&](int of) {
+        shapes_.push_back(shapes[static_cast<size_t>(of)]);
+        origin_.push_back(of);
+        return static_cast<int>(shapes_.size()) - 1;
+      };
+      for (size_t v = 0; v < n; ++v) {
+        if (int8_->value_scale[v] <= 0) continue;
+        quantized_[v] = add_value(static_cast<int>(v));
+        if (float_read[v]) dequantized_[v] = add_value(static_cast<int>(v));
+        fused[v] = v != 0 && !float_read[v] && producer[v] == InferenceOpKind::kConv;
+      }
+    }
+    // The steps in order, each op reading the u8 copy (int8 ops) or the dequantized one (float ops).
+    auto after = [&](int v) {
+      if (quantized_[static_cast<size_t>(v)] < 0 || fused[static_cast<size_t>(v)]) return;
+      items_.push_back({Item::kQuantize, {}, v, quantized_[static_cast<size_t>(v)]});
+      if (dequantized_[static_cast<size_t>(v)] >= 0)
+        items_.push_back({Item::kDequantize,
+                          {},
+                          quantized_[static_cast<size_t>(v)],
+                          dequantized_[static_cast<size_t>(v)]});
+    };
+    after(0);
+    for (const PlanOp& op : ops) {
+      PlanOp read = op;
+      auto float_copy = [&](int& v) {
+        if (v >= 0 && dequantized_[static_cast<size_t>(v)] >= 0) v = dequantized_[static_cast<size_t>(v)];
+      };
+      if (int8_ && reads_int8(op)) {
+        read.input = quantized_[static_cast<size_t>(op.input)];
+      } else {
+        float_copy(read.input);
+      }
+      float_copy(read.other);
+      float_copy(read.gate);
+      const int out = op.op->output;
+      items_.push_back({Item::kOp, read, -1,
+                        fused[static_cast<size_t>(out)] ? quantized_[static_cast<size_t>(out)] : out});
+      after(out);
+    }
+    p_.value_desc.resize(shapes_.size());
+    if (int8_) p_.value_desc[0] = memory::desc(dims_of(shapes_[0]), dt_, tag_);  // the stem reads its u8 copy
     std::vector<BufferUse> reads;
-    for (const PlanOp& op : ops) reads.push_back({op.reads(), op.op->output, -1});
-    last_ = last_reads(reads, static_cast<int>(shapes.size()));
+    for (const Item& item : items_) reads.push_back({item.reads(), item.output, -1});
+    last_ = last_reads(reads, static_cast<int>(shapes_.size()));
   }
 
   std::vector<BufferUse> lower_all() {
     std::vector<BufferUse> uses;
-    for (size_t i = 0; i < ops_.size(); ++i) {
-      const PlanOp& op = ops_[i];
+    for (size_t i = 0; i < items_.size(); ++i) {
+      const Item& item = items_[i];
       const size_t steps_before = p_.steps.size();
       int in_place_of = -1;
+      const std::string name =
+          item.kind == Item::kOp ? item.op.op->name : "value " + std::to_string(item.value);
       try {
-        in_place_of = lower(i);
+        in_place_of = item.kind == Item::kOp ? lower(i) : lower_int8_copy(i);
       } catch (const dnnl::error& e) {
-        const ValueShape& x = shapes_[static_cast<size_t>(op.input)];
-        throw std::runtime_error("oneDNN cannot build the " + std::string(kind_name(op.op->kind)) + " of " +
-                                 op.op->name + " for input " + std::to_string(x.n) + "x" +
+        const ValueShape& x = shape(item.kind == Item::kOp ? item.op.input : item.value);
+        throw std::runtime_error("oneDNN cannot build the " +
+                                 std::string(item.kind == Item::kOp         ? kind_name(item.op.op->kind)
+                                             : item.kind == Item::kQuantize ? "quantize"
+                                                                            : "dequantize") +
+                                 " of " + name + " for input " + std::to_string(x.n) + "x" +
                                  std::to_string(x.c) + "x" + std::to_string(x.h) + "x" + std::to_string(x.w) +
                                  ": " + e.what());
       }
-      if (p_.steps.size() == steps_before) throw std::logic_error(op.op->name + ": lowered to no step");
-      p_.steps.back().values.emplace_back(DNNL_ARG_DST, op.op->output);
-      uses.push_back({op.reads(), op.op->output, in_place_of});
+      if (p_.steps.size() == steps_before) throw std::logic_error(name + ": lowered to no step");
+      p_.steps.back().values.emplace_back(DNNL_ARG_DST, item.output);
+      uses.push_back({item.reads(), item.output, in_place_of});
     }
     return uses;
   }
 
  private:
+  // One step of the lowering: an op of the plan (its reads renumbered to the int8 plan's copies), or a
+  // quantize / dequantize of `value` into `output`.
+  struct Item {
+    enum Kind { kOp, kQuantize, kDequantize } kind = kOp;
+    PlanOp op;
+    int value = -1, output = -1;
+    std::vector<int> reads() const { return kind == kOp ? op.reads() : std::vector<int>{value}; }
+  };
+  static bool reads_int8(const PlanOp& op) {
+    return op.op->kind == InferenceOpKind::kConv || op.op->kind == InferenceOpKind::kLinear;
+  }
+
   // Lowers op i; returns the value whose buffer its output takes over (-1: none).
   int lower(size_t i) {
-    switch (ops_[i].op->kind) {
+    if (int8_ && reads_int8(items_[i].op)) return lower_int8_conv(i);
+    switch (items_[i].op.op->kind) {
       case InferenceOpKind::kConv:
         return lower_conv(i);
       case InferenceOpKind::kMaxPool:
@@ -190,6 +270,7 @@ class Lowering {
   }
 
   const ValueShape& shape(int value) const { return shapes_[static_cast<size_t>(value)]; }
+  int origin(int value) const { return origin_[static_cast<size_t>(value)]; }
   const memory::desc& desc(int value) const { return p_.value_desc[static_cast<size_t>(value)]; }
   bool last_read_at(int value, size_t i) const {
     return last_[static_cast<size_t>(value)] == static_cast<int>(i);
@@ -222,8 +303,29 @@ class Lowering {
     step.values.emplace_back(DNNL_ARG_SRC, input);
   }
 
+  // A convolution's residual (accumulated into the residual's buffer where this is its last read and the
+  // layouts match, else a binary add) and activation, as post-ops; `in_place_of` set when accumulating.
+  dnnl::primitive_attr residual_and_activation(size_t i, const memory::desc& dst_desc, Step& step,
+                                               int& in_place_of) {
+    const PlanOp& op = items_[i].op;
+    dnnl::post_ops post;
+    if (op.other >= 0) {
+      if (last_read_at(op.other, i) && desc(op.other) == dst_desc && op.other != op.input) {
+        post.append_sum(1.f);
+        in_place_of = op.other;
+      } else {
+        post.append_binary(dnnl::algorithm::binary_add, desc(op.other));
+        step.values.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, op.other);
+      }
+    }
+    append_activation(post, op.op->activation);
+    dnnl::primitive_attr attr = user_scratchpad();
+    attr.set_post_ops(post);
+    return attr;
+  }
+
   int lower_conv(size_t i) {
-    const PlanOp& op = ops_[i];
+    const PlanOp& op = items_[i].op;
     p_.value_desc[static_cast<size_t>(op.op->output)] =
         memory::desc(dims_of(shape(op.op->output)), dt_, tag_);
     if (plan_runs_winograd(op, shape(op.input), shape(op.op->output), options_, dt_ == DataType::f32,
@@ -246,7 +348,7 @@ class Lowering {
   }
 
   int lower_direct_conv(size_t i) {
-    const PlanOp& op = ops_[i];
+    const PlanOp& op = items_[i].op;
     const InferenceOp& conv = *op.op;
     const ValueShape& x = shape(op.input);
     const int64_t out_ch = conv.weight.size(0), k = conv.kernel, s = conv.stride;
@@ -259,19 +361,7 @@ class Lowering {
     const memory::desc src_desc = reads_input ? memory::desc(dims_of(x), dt_, Tag::any) : desc(op.input);
     Step step;
     int in_place_of = -1;
-    dnnl::post_ops post;
-    if (op.other >= 0) {
-      if (last_read_at(op.other, i) && desc(op.other) == dst_desc && op.other != op.input) {
-        post.append_sum(1.f);  // accumulate into the residual's buffer
-        in_place_of = op.other;
-      } else {
-        post.append_binary(dnnl::algorithm::binary_add, desc(op.other));
-        step.values.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, op.other);
-      }
-    }
-    append_activation(post, conv.activation);
-    dnnl::primitive_attr attr = user_scratchpad();
-    attr.set_post_ops(post);
+    dnnl::primitive_attr attr = residual_and_activation(i, dst_desc, step, in_place_of);
     int64_t groups = conv.groups;
     auto weight_dims = [&] {
       return groups == 1 ? Dims{out_ch, x.c, k, k} : Dims{groups, out_ch / groups, x.c / groups, k, k};
@@ -327,8 +417,149 @@ class Lowering {
              conv.name + " weights scaled by the gate: " + pd.impl_info_str());
   }
 
+  // A scale or zero point the int8 steps read at run time, kept alive by the plan.
+  memory runtime_scalar(double value, bool zero_point) {
+    const torch::Tensor t = zero_point ? torch::tensor({static_cast<int32_t>(value)}, torch::kInt)
+                                       : torch::tensor({static_cast<float>(value)}, torch::kFloat);
+    p_.keep_alive.push_back(t);
+    return memory(memory::desc({1}, zero_point ? DataType::s32 : DataType::f32, Tag::a), cpu_engine(),
+                  t.data_ptr());
+  }
+  double value_scale(int value) const { return int8_->value_scale[static_cast<size_t>(origin(value))]; }
+  // Signed values are stored with zero point 128: u8 holds q + 128 for q in [-128, 127].
+  int zero_point(int value) const {
+    return int8_->value_unsigned[static_cast<size_t>(origin(value))] ? 0 : 128;
+  }
+  memory::desc u8_desc(int value) const {
+    return memory::desc(dims_of(shape(value)), DataType::u8, Tag::nhwc);
+  }
+
+  // A value into its u8 copy (q = round(x / scale) + zero point, saturated), or the copy back to float32.
+  int lower_int8_copy(size_t i) {
+    const Item& item = items_[i];
+    const bool quantize = item.kind == Item::kQuantize;
+    const int original = origin(item.value);
+    if (quantize) {
+      p_.value_desc[static_cast<size_t>(item.output)] = u8_desc(item.output);
+    } else {
+      p_.value_desc[static_cast<size_t>(item.output)] = desc(original);
+    }
+    const int arg = quantize ? DNNL_ARG_DST : DNNL_ARG_SRC;
+    dnnl::primitive_attr attr = user_scratchpad();
+    attr.set_scales_mask(arg, 0);
+    const int zp = zero_point(original);
+    if (zp != 0) attr.set_zero_points_mask(arg, 0);
+    const dnnl::reorder::primitive_desc pd(cpu_engine(), desc(item.value), cpu_engine(), desc(item.output),
+                                           attr);
+    Step step;
+    step.values.emplace_back(DNNL_ARG_SRC, item.value);
+    step.args[DNNL_ARG_ATTR_SCALES | arg] = runtime_scalar(value_scale(original), false);
+    if (zp != 0) step.args[DNNL_ARG_ATTR_ZERO_POINTS | arg] = runtime_scalar(zp, true);
+    add_step(pd, dnnl::reorder(pd), std::move(step),
+             std::string(quantize ? "quantize " : "dequantize ") + value_label(original) + ": " +
+                 pd.impl_info_str());
+    return -1;
+  }
+  std::string value_label(int value) const {
+    for (const Item& item : items_)
+      if (item.kind == Item::kOp && item.op.op->output == value) return item.op.op->name;
+    return "input";
+  }
+
+  // A convolution or the classifier (as a 1x1 convolution) of the int8 plan: u8 input x s8 weights summed in
+  // int32, times the input's and each output channel's scale, plus the bias, the residual (float32) and the
+  // activation; written as float32, or as the output's u8 copy (divided by its scale, rounded, its zero
+  // point added, saturated) where only int8 ops read the output.
+  int lower_int8_conv(size_t i) {
+    const Item& item = items_[i];
+    const PlanOp& op = item.op;
+    const InferenceOp& conv = *op.op;
+    const bool linear = conv.kind == InferenceOpKind::kLinear;
+    const ValueShape& x = shape(op.input);
+    const int64_t out_ch = conv.weight.size(0), k = linear ? 1 : conv.kernel, s = linear ? 1 : conv.stride;
+    const auto [pt, pb] = linear ? std::pair<int64_t, int64_t>{0, 0} : op_padding(conv, x.h);
+    const auto [pl, pr] = linear ? std::pair<int64_t, int64_t>{0, 0} : op_padding(conv, x.w);
+    const bool writes_u8 = item.output != conv.output;
+    const memory::desc dst_desc =
+        linear      ? memory::desc({x.n, out_ch, 1, 1}, DataType::f32, Tag::nhwc)  // the logits [N, classes]
+        : writes_u8 ? u8_desc(item.output)
+                    : memory::desc(dims_of(shape(conv.output)), dt_, tag_);
+    p_.value_desc[static_cast<size_t>(item.output)] = dst_desc;
+    if (linear) p_.num_classes = out_ch;
+    const memory::desc bias_desc({out_ch}, DataType::f32, Tag::a);
+    Step step;
+    int in_place_of = -1;
+    dnnl::primitive_attr attr = residual_and_activation(i, dst_desc, step, in_place_of);
+    int64_t groups = conv.groups;
+    attr.set_scales_mask(DNNL_ARG_SRC, 0);
+    attr.set_scales_mask(DNNL_ARG_WEIGHTS, groups == 1 ? 1 : 3);  // per output channel
+    const int src_zp = zero_point(op.input), dst_zp = writes_u8 ? zero_point(item.output) : 0;
+    if (src_zp != 0) attr.set_zero_points_mask(DNNL_ARG_SRC, 0);
+    if (writes_u8) {
+      attr.set_scales_mask(DNNL_ARG_DST, 0);
+      if (dst_zp != 0) attr.set_zero_points_mask(DNNL_ARG_DST, 0);
+    }
+    auto weight_dims = [&] {
+      return groups == 1 ? Dims{out_ch, x.c, k, k} : Dims{groups, out_ch / groups, x.c / groups, k, k};
+    };
+    auto make = [&] {
+      return dnnl::convolution_forward::primitive_desc(
+          cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+          desc(op.input), memory::desc(weight_dims(), DataType::s8, Tag::any), bias_desc, dst_desc,
+          Dims{s, s}, Dims{pt, pl}, Dims{pb, pr}, attr);
+    };
+    const int64_t merge =
+        group_merge_factor(conv.groups, x.c, options_.group_merge, [&](int64_t merged_groups) {
+          groups = merged_groups;
+          attr.set_scales_mask(DNNL_ARG_WEIGHTS, groups == 1 ? 1 : 3);
+          return !is_gemm_implementation(make().impl_info_str());
+        });
+    groups = conv.groups / merge;
+    attr.set_scales_mask(DNNL_ARG_WEIGHTS, groups == 1 ? 1 : 3);
+    // The integer weights: the graph's are q * scale (models/quantization.h), exactly recovered.
+    const torch::Tensor& scale = int8_->weight_scale[op_index(conv)];
+    std::vector<int64_t> per_channel(static_cast<size_t>(conv.weight.dim()), 1);
+    per_channel[0] = out_ch;
+    const int levels = int8_->weight_levels;
+    torch::Tensor integers = (conv.weight.to(torch::kDouble) / scale.to(torch::kDouble).reshape(per_channel))
+                                 .round()
+                                 .clamp(-levels, levels);
+    if (linear) integers = integers.reshape({out_ch, x.c, 1, 1});
+    if (merge > 1) integers = merged_group_weights(integers, conv.groups, merge);
+    const torch::Tensor weight = integers.to(torch::kChar).contiguous();
+    p_.keep_alive.push_back(weight);
+    dnnl::convolution_forward::primitive_desc pd = make();
+    // oneDNN 3.2's AMX 1x1 int8 kernel writes past its output (each image's last rows rounded up to a tile;
+    // measured: 4 rows of 36 at 6x6), into the next image's rows or past the buffer: the plan takes the next
+    // implementation oneDNN offers (docs/int8.md).
+    if (pd.impl_info_str() == std::string(kAmx1x1Int8)) {
+      auto walk = make();
+      while (walk.impl_info_str() == std::string(kAmx1x1Int8) && walk.next_impl()) {
+      }
+      if (walk.impl_info_str() != std::string(kAmx1x1Int8)) pd = cloned(walk);
+    }
+    const memory::desc weight_user(weight_dims(), DataType::s8, groups == 1 ? Tag::oihw : Tag::goihw);
+    bind_weights(step, weight_user, pd.weights_desc(), weight, conv.bias, bias_desc, op.input);
+    p_.keep_alive.push_back(scale);
+    step.args[DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC] = runtime_scalar(value_scale(op.input), false);
+    step.args[DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS] =
+        memory(memory::desc({out_ch}, DataType::f32, Tag::a), cpu_engine(), scale.data_ptr());
+    if (src_zp != 0) step.args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = runtime_scalar(src_zp, true);
+    if (writes_u8) {
+      step.args[DNNL_ARG_ATTR_SCALES | DNNL_ARG_DST] = runtime_scalar(value_scale(item.output), false);
+      if (dst_zp != 0) step.args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST] = runtime_scalar(dst_zp, true);
+    }
+    std::string info = conv.name + " int8 " + (linear ? "linear" : "conv") + (writes_u8 ? " -> u8" : "") +
+                       ": " + pd.impl_info_str();
+    if (merge > 1)
+      info += " (groups " + std::to_string(conv.groups) + " merged into " + std::to_string(groups) + ")";
+    add_step(pd, dnnl::convolution_forward(pd), std::move(step), std::move(info));
+    return in_place_of;
+  }
+  size_t op_index(const InferenceOp& op) const { return static_cast<size_t>(&op - graph_ops_); }
+
   int lower_pool(size_t i) {
-    const PlanOp& op = ops_[i];
+    const PlanOp& op = items_[i].op;
     const InferenceOp& pool = *op.op;
     const bool global = pool.kind == InferenceOpKind::kGlobalAvgPool;
     const ValueShape& x = shape(op.input);
@@ -348,7 +579,7 @@ class Lowering {
 
   // input (*|+) other, `other` broadcast over H and W where it is 1x1 (the gate); in place.
   int lower_binary(size_t i) {
-    const PlanOp& op = ops_[i];
+    const PlanOp& op = items_[i].op;
     const InferenceOp& binary = *op.op;
     dnnl::post_ops post;
     append_activation(post, binary.activation);
@@ -367,7 +598,7 @@ class Lowering {
   }
 
   int lower_linear(size_t i) {
-    const PlanOp& op = ops_[i];
+    const PlanOp& op = items_[i].op;
     const InferenceOp& fc = *op.op;
     const int64_t classes = fc.weight.size(0), c = shape(op.input).c;
     const memory::desc weight_any({classes, c, 1, 1}, dt_, Tag::any);
@@ -385,13 +616,17 @@ class Lowering {
     return -1;
   }
 
-  const std::vector<PlanOp>& ops_;
-  const std::vector<ValueShape>& shapes_;
   const PlanOptions& options_;
+  const QuantizedGraph* int8_;
+  const InferenceOp* graph_ops_;  // the graph's ops (an op's index: its weight scales)
   DataType dt_;
   Tag tag_;
   CompiledPlan& p_;
-  std::vector<int> last_;  // per value: the op that reads it last
+  std::vector<ValueShape> shapes_;            // per value, the int8 copies' included
+  std::vector<int> origin_;                   // per value: the graph's value it is (a copy's original)
+  std::vector<int> quantized_, dequantized_;  // per graph value: its u8 copy, its float32 copy (-1: none)
+  std::vector<Item> items_;
+  std::vector<int> last_;  // per value: the step that reads it last
 };
 
 }  // namespace
@@ -403,14 +638,14 @@ const dnnl::engine& cpu_engine() {
 
 std::vector<BufferUse> lower_ops(const InferenceGraph& graph, const std::vector<PlanOp>& ops,
                                  const std::vector<ValueShape>& shapes, torch::ScalarType dtype,
-                                 const PlanOptions& options, CompiledPlan& plan) {
-  plan.value_desc.resize(static_cast<size_t>(graph.num_values));
+                                 const PlanOptions& options, const QuantizedGraph* int8, CompiledPlan& plan) {
   plan.batch = shapes.front().n;
   if (ops.empty() || ops.front().op->kind != InferenceOpKind::kConv || ops.front().input != 0)
     throw std::invalid_argument("the oneDNN plan needs a graph that starts with a convolution");
   if (graph.output != ops.back().op->output || ops.back().op->kind != InferenceOpKind::kLinear)
     throw std::invalid_argument("the oneDNN plan needs the classifier's output as the graph's output");
-  return Lowering(ops, shapes, dtype, options, plan).lower_all();
+  if (int8 && dtype != torch::kFloat) throw std::invalid_argument("the int8 plan's float values are float32");
+  return Lowering(graph, ops, shapes, dtype, options, int8, plan).lower_all();
 }
 
 std::vector<int64_t> value_bytes(const CompiledPlan& plan) {

@@ -11,10 +11,13 @@
 namespace convnets {
 
 // Lowers `ops` (the graph's, after rewrites) for input values of `shapes` into `plan`'s steps, reordering
-// the weights; returns what each op reads and writes, and in place of what, for the buffer plan.
+// the weights; returns what each step reads and writes, and in place of what, for the buffer plan.
+// `int8` (the scales of a quantized graph, or null): the int8 plan, whose steps also quantize values into
+// u8 copies (numbered after the graph's values) and dequantize them where a float op reads them.
 std::vector<BufferUse> lower_ops(const InferenceGraph& graph, const std::vector<PlanOp>& ops,
                                  const std::vector<ValueShape>& shapes, torch::ScalarType dtype,
-                                 const PlanOptions& options, OneDnnPlan::CompiledPlan& plan);
+                                 const PlanOptions& options, const QuantizedGraph* int8,
+                                 OneDnnPlan::CompiledPlan& plan);
 
 // The bytes each value of `plan` takes in the layout its lowering gave it.
 std::vector<int64_t> value_bytes(const OneDnnPlan::CompiledPlan& plan);

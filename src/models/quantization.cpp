@@ -111,7 +111,7 @@ std::string graph_fingerprint(const InferenceGraph& g) {
 }
 
 torch::Tensor fake_quantize(const torch::Tensor& x, double scale, bool is_unsigned) {
-  return (x / scale).round_().clamp_(is_unsigned ? 0 : -127, is_unsigned ? 255 : 127).mul_(scale);
+  return (x / scale).round_().clamp_(is_unsigned ? 0 : -128, is_unsigned ? 255 : 127).mul_(scale);
 }
 
 Int8Calibrator::Int8Calibrator(InferenceGraph graph)
@@ -149,8 +149,13 @@ Int8Calibration Int8Calibrator::result(const std::string& weights, CalibrationMe
   return c;
 }
 
-QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& c, const std::string& context) {
+QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& c, const std::string& context,
+                              int weight_levels) {
+  if (weight_levels < 1 || weight_levels > 127)
+    throw std::invalid_argument("weight levels " + std::to_string(weight_levels) + " (expected 1 to 127)");
   QuantizedGraph q;
+  q.weight_levels = weight_levels;
+  q.weight_scale.resize(graph.ops.size());
   const std::vector<bool> int8 = int8_values(graph);
   q.value_unsigned = nonnegative_values(graph);
   q.value_scale.assign(int8.size(), 0.0);
@@ -176,7 +181,8 @@ QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& c, co
                                " does not store as int8 (a quantization of another model?)");
   }
   std::set<std::string> ops;
-  for (InferenceOp& op : graph.ops) {
+  for (size_t i = 0; i < graph.ops.size(); ++i) {
+    InferenceOp& op = graph.ops[i];
     if (!reads_as_int8(op)) continue;
     ops.insert(op.name);
     const auto it = c.weight_scales.find(op.name);
@@ -192,9 +198,14 @@ QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& c, co
                                "' hold a value that is not a finite number > 0");
     std::vector<int64_t> shape(static_cast<size_t>(op.weight.dim()), 1);
     shape[0] = op.weight.size(0);
-    const torch::Tensor s64 = s.to(torch::kDouble).reshape(shape);
-    op.weight =
-        (op.weight.to(torch::kDouble) / s64).round().clamp(-127, 127).mul(s64).to(op.weight.scalar_type());
+    const torch::Tensor s64 = s.to(torch::kDouble).mul(127.0 / weight_levels).reshape(shape);
+    q.weight_scale[i] = s64.flatten().to(torch::kFloat);
+    const torch::Tensor s_used = q.weight_scale[i].to(torch::kDouble).reshape(shape);  // what the kernels see
+    op.weight = (op.weight.to(torch::kDouble) / s_used)
+                    .round()
+                    .clamp(-weight_levels, weight_levels)
+                    .mul(s_used)
+                    .to(op.weight.scalar_type());
   }
   for (const auto& [name, scales] : c.weight_scales) {
     if (!ops.count(name))

@@ -63,14 +63,20 @@ struct QuantizedGraph {
   InferenceGraph graph;             // weights already rounded to their int8 grid (w = q * scale)
   std::vector<double> value_scale;  // per value: its scale; 0 for a float value
   std::vector<bool> value_unsigned;
+  // Per op: the scale of each output channel's integer weights (float32 [out]; undefined where the op has
+  // no int8 weights), and their range [-weight_levels, weight_levels].
+  std::vector<torch::Tensor> weight_scale;
+  int weight_levels = 127;
 };
 // Checks the calibration against the graph (the same weights, every int8 value and weight scale present,
 // finite and > 0, nothing else) and throws std::runtime_error naming `context` and the key otherwise.
+// `weight_levels`: 127 (8-bit weights), or 63 where the int8 kernels would saturate 8-bit ones (the oneDNN
+// plan without VNNI, cpu/onednn_plan.h): the calibrated scales (max |w| / 127) are then widened by 127 / 63.
 QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& calibration,
-                              const std::string& context);
+                              const std::string& context, int weight_levels = 127);
 // The logits of the int8 arithmetic, simulated in x's dtype (float32; float64 for the reference): each int8
-// value rounded to nearest (ties to even) on its grid and clamped to [-127, 127] (signed) or [0, 255]
-// (unsigned), products and sums exact in the integers up to the dtype's rounding, biases in float.
+// value rounded to nearest (ties to even) on its grid and clamped to [-128, 127] (signed, as ONNX's
+// QuantizeLinear and a u8 with zero point 128) or [0, 255] (unsigned), products and sums exact in the integers up to the dtype's rounding, biases in float.
 torch::Tensor run_quantized_graph(const QuantizedGraph& graph, const torch::Tensor& x);
 // One value on its int8 grid: clamp(round(x / scale), lo, hi) * scale.
 torch::Tensor fake_quantize(const torch::Tensor& x, double scale, bool is_unsigned);

@@ -19,6 +19,14 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
   if (int8) {
     InferenceGraph graph = inference_graph(*model_, arch);
     const Int8Calibration& calibration = calibration_for(int8->file, graph, int8->path);
+    if (!device.device.is_cuda() && cpu.cpu_inference == CpuInferenceKernels::kPlan) {
+      const int levels = onednn_int8_weight_levels();
+      plan_ = std::make_unique<OneDnnPlan>(quantize_graph(std::move(graph), calibration, int8->path, levels),
+                                           cpu.plan_options());
+      description_ = "int8 (" + calibration.weights + "'s calibration; oneDNN int8 plan, " +
+                     (levels == 127 ? "8" : "7") + "-bit weights on " + onednn_cpu_isa() + ")";
+      return;
+    }
     int8_ = std::make_unique<QuantizedGraph>(quantize_graph(std::move(graph), calibration, int8->path));
     for (auto& op : int8_->graph.ops) {
       if (op.weight.defined()) op.weight = op.weight.to(device.device);

@@ -3,7 +3,8 @@
 // cpu/onednn_plan.h, or with --cpu_inference fused LibTorch's fused oneDNN ops of cpu/fast_inference.h, in
 // bfloat16 with --amp where the CPU has it; on CUDA the folded graph with cuDNN),
 // or with --inference_form=false the eager training-form model in eval mode; with --int8 the inference form
-// quantized as calibrated by `convnets quantize` (its arithmetic simulated with ATen ops for now). Built from the model's
+// quantized as calibrated by `convnets quantize`: on the CPU the oneDNN int8 plan (7-bit weights where the CPU
+// has no VNNI), elsewhere (CUDA, --cpu_inference fused) its arithmetic simulated with ATen ops. Built from the model's
 // current weights: build it again after the weights change (train_and_eval does, at every evaluation).
 #pragma once
 #include <array>

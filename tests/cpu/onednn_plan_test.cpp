@@ -14,6 +14,7 @@
 #include <fstream>
 #include <set>
 
+#include "cpu/randomised_model.h"
 #include "cpu/winograd_error_ratio.h"
 #include "data/loader.h"
 #include "models/inference_graph.h"
@@ -25,19 +26,8 @@
 namespace convnets {
 namespace {
 
-// A model whose BatchNorm layers are not the identity, so that folding and bias handling show.
 ConvNetPtr randomised_model(const std::string& arch) {
-  torch::manual_seed(7);
-  ConvNetPtr model = create_model(arch);
-  torch::NoGradGuard no_grad;
-  for (auto& item : model->named_buffers()) {
-    if (item.key().find("running_mean") != std::string::npos) item.value().normal_(0, 0.1);
-    if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 1.5);
-  }
-  for (auto& item : model->named_parameters())
-    if (item.value().dim() == 1 && item.key().find("bias") != std::string::npos) item.value().normal_(0, 0.1);
-  model->eval();
-  return model;
+  return testing::randomised_model(arch, 7);
 }
 
 class OneDnnPlanLayouts : public ::testing::TestWithParam<std::string> {};

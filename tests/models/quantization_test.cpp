@@ -145,7 +145,7 @@ TEST(Calibration, BinsMergeInsteadOfGrowingWithoutBound) {
 TEST(Quantization, FakeQuantizeRoundsHalfToEvenAndClamps) {
   const torch::Tensor x = torch::tensor({0.5, 1.5, 2.5, -2.5, 126.6, 300.0, -300.0, -0.4}, torch::kDouble);
   EXPECT_TRUE(torch::equal(fake_quantize(x, 1.0, false),
-                           torch::tensor({0.0, 2.0, 2.0, -2.0, 127.0, 127.0, -127.0, -0.0}, torch::kDouble)));
+                           torch::tensor({0.0, 2.0, 2.0, -2.0, 127.0, 127.0, -128.0, -0.0}, torch::kDouble)));
   EXPECT_TRUE(torch::equal(fake_quantize(x, 2.0, true),
                            torch::tensor({0.0, 2.0, 2.0, 0.0, 126.0, 300.0, 0.0, 0.0}, torch::kDouble)));
   const torch::Tensor w = torch::tensor({{0.5, -1.27}, {0.0, 0.0}}, torch::kDouble).reshape({2, 2, 1, 1});
@@ -210,7 +210,7 @@ TEST(Quantization, TheSimulationComputesWithIntegersOnTheirGrids) {
   // The stem by hand: integers in, an integer sum, scaled once.
   const InferenceOp& stem = q.graph.ops.front();
   const double sx = q.value_scale[0];
-  const torch::Tensor qx = (x / sx).round().clamp(-127, 127);
+  const torch::Tensor qx = (x / sx).round().clamp(-128, 127);
   std::vector<int64_t> shape = {-1, 1, 1, 1};
   const torch::Tensor sw = c.weight_scales.at(stem.name).to(torch::kDouble).reshape(shape);
   const torch::Tensor qw = (stem.weight / sw).round();
