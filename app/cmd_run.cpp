@@ -246,7 +246,7 @@ void add_run_commands(CLI::App& app) {
             "Forward-pass throughput and latency percentiles over --batch_sizes (--num_iter batches with "
             "--iter_unit batch, else 100)",
             {K::kModel, K::kWeights, K::kEvalInput, K::kIterations, K::kPrecision, K::kCpu, K::kOutput,
-             K::kBenchmark},
+             K::kBenchmark, K::kInt8},
             true,
             [](const RunConfig& c) {
               reuse_freed_memory();
@@ -267,7 +267,7 @@ void add_run_commands(CLI::App& app) {
            {"export",
             "Write the model's inference form as ONNX (and a Triton model repository) from --weights or the "
             "newest checkpoint in --model_dir",
-            {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kOutput, K::kExport},
+            {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kOutput, K::kExport, K::kInt8},
             true,
             [](const RunConfig& c) { run_export(c, app_context()); }});
 }

@@ -6,9 +6,13 @@ has native bf16 (convnets --amp, PyTorch autocast).
 
 usage: .venv/bin/python bench/cpu_inference_bench.py --binary build/app/convnets [--models resnet50,efficientnet_b0]
        [--batches 1,32] [--reps 5] [--seconds 4] [--threads N] [--no-compile] [--json out.json]
-       [--plan-layouts nhwc,nchw8c,nchw16c] [--autotune] [--direct]
+       [--plan-layouts nhwc,nchw8c,nchw16c] [--autotune] [--direct] [--int8]
 Prints a Markdown table (images/s, median of the repetitions) and the ratios to the faster of ONNX Runtime and
 OpenVINO, and to PyTorch eager. OpenVINO is skipped when it is not installed (scripts/setup.sh --test installs it).
+--int8 adds the int8 rows: convnets' int8 plan (`inference_benchmark --int8`, calibrated by `convnets quantize` on
+64 random-pixel images: the ranges matter for accuracy, not for speed), ONNX Runtime on convnets' QDQ export (its
+default, and with session.x64quantprecision=1, its exact U8U8 mode), OpenVINO on the same file, and ONNX Runtime's
+own quantize_static (QDQ, per-channel, S8S8) of the torchvision float32 export, with a second table of ratios.
 """
 import argparse
 import atexit
@@ -44,6 +48,7 @@ parser.add_argument("--autotune", action="store_true",
                     help="also time the oneDNN plan with --cpu_autotune (each convolution's fastest implementation)")
 parser.add_argument("--direct", action="store_true",
                     help="also time the oneDNN plan with --cpu_winograd false (every convolution direct)")
+parser.add_argument("--int8", action="store_true", help="also the int8 rows (see above)")
 parser.add_argument("--plan-layouts", default="",
                     help="also time the oneDNN plan in these activation layouts (nhwc,nchw8c,nchw16c)")
 args = parser.parse_args()
@@ -73,9 +78,12 @@ def timed(fn, batch, seconds, key=None):
     return n * batch / (time.perf_counter() - start)
 
 
-def convnets_runner(arch, weights, batch, size, form, amp, kernels="plan", layout="auto", key=None, extra=()):
+def convnets_runner(arch, weights, batch, size, form, amp, kernels="plan", layout="auto", key=None, extra=(),
+                    quantization=None):
     def run():
         model_dir = tempfile.mkdtemp(dir=work)
+        if quantization:  # --int8 reads <model_dir>/quantization.safetensors
+            shutil.copy(quantization, model_dir)
         iters = max(5, int(args.seconds * 40 / batch)) if arch.startswith("efficientnet") else max(3, int(args.seconds * 12 / batch))
         cmd = [args.binary, "inference_benchmark", "--arch", arch, "--weights", weights, "--batch_sizes", str(batch),
                "--eval_image_size", str(size), "--num_iter", str(iters), "--iter_unit", "batch", "--warmup_steps", "3",
@@ -106,6 +114,45 @@ def reference_model(arch):
     return getattr(torchvision.models, arch)()
 
 
+def calibration_images():
+    """64 random-pixel PNGs as an image folder's train split (what `convnets quantize` reads), in the first of
+    1000 class folders (the folder's class count must be the model's)."""
+    from PIL import Image
+    root = os.path.join(work, "calibration")
+    if not os.path.exists(root):
+        for c in range(1000):
+            os.makedirs(os.path.join(root, "train", f"c{c:04d}"))
+        rng = np.random.RandomState(0)
+        for i in range(64):
+            Image.fromarray(rng.randint(0, 256, (256, 256, 3), np.uint8)).save(
+                os.path.join(root, "train", f"c{i:04d}", f"{i}.png"))
+    return root
+
+
+def int8_files(arch, weights, tv_onnx, size):
+    """convnets' quantization and QDQ export of `weights`, and ONNX Runtime's quantize_static of tv_onnx."""
+    from onnxruntime import quantization as q
+    model_dir = os.path.join(work, arch + "_int8")
+    common = ["--arch", arch, "--weights", weights, "--num_classes", "1000", "--model_dir", model_dir]
+    subprocess.run([args.binary, "quantize", *common, "--data_dir", calibration_images(), "--calibration_images", "64",
+                    "--eval_image_size", str(size)], check=True, capture_output=True)
+    qdq = os.path.join(work, arch + "_convnets_int8.onnx")
+    subprocess.run([args.binary, "export", *common, "--onnx_output", qdq, "--int8", "--export_image_size", str(size)],
+                   check=True, capture_output=True)
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.RandomState(0)
+            self.batches = iter([{"input": rng.randn(8, 3, size, size).astype(np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self.batches, None)
+    static = os.path.join(work, arch + "_ort_quantize_static.onnx")
+    q.quantize_static(tv_onnx, static, Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+                      activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8)
+    return os.path.join(model_dir, "quantization.safetensors"), qdq, static
+
+
 def main():
     results = {}
     for arch in args.models.split(","):
@@ -125,6 +172,15 @@ def main():
         options.intra_op_num_threads = args.threads
         sessions = {name: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
                     for name, path in (("ort_convnets", ours_onnx), ("ort_torchvision", tv_onnx))}
+        if args.int8:
+            quantization, qdq, static = int8_files(arch, weights, tv_onnx, size)
+            exact = ort.SessionOptions()
+            exact.intra_op_num_threads = args.threads
+            exact.add_session_config_entry("session.x64quantprecision", "1")
+            sessions["ort_int8_qdq"] = ort.InferenceSession(qdq, options, providers=["CPUExecutionProvider"])
+            sessions["ort_int8_qdq_u8u8"] = ort.InferenceSession(qdq, exact, providers=["CPUExecutionProvider"])
+            sessions["ort_int8_quantize_static"] = ort.InferenceSession(static, options,
+                                                                        providers=["CPUExecutionProvider"])
         cl = model.to(memory_format=torch.channels_last)
         compiled = None
         if not args.no_compile:
@@ -176,6 +232,18 @@ def main():
                                                                "INFERENCE_NUM_THREADS": args.threads}).create_infer_request()
                 contenders["openvino_convnets"] = lambda: timed(lambda: request.infer({"input": xn}), batch, args.seconds,
                                                                 lat("openvino_convnets"))
+                if args.int8:
+                    ov_int8 = core.read_model(qdq)
+                    ov_int8.reshape({"input": [batch, 3, size, size]})
+                    request8 = core.compile_model(ov_int8, "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                                   "INFERENCE_NUM_THREADS": args.threads}
+                                                  ).create_infer_request()
+                    contenders["openvino_int8_qdq"] = lambda: timed(lambda: request8.infer({"input": xn}), batch,
+                                                                    args.seconds)
+            if args.int8:
+                contenders["convnets_int8"] = convnets_runner(arch, weights, batch, size, True, False,
+                                                              extra=["--int8", "--num_classes", "1000"],
+                                                              quantization=quantization)
             if bf16:
                 contenders["convnets_inference_form_bf16"] = convnets_runner(arch, weights, batch, size, True, True)
 
@@ -208,6 +276,18 @@ def main():
               f" | {ours / best_ort:.2f}x | {ov} | {ours / r['pytorch_eager']:.2f}x |" +
               (f" {r['convnets_autotuned'] / max(best_ort, r.get('openvino_convnets', 0)):.2f}x |"
                if args.autotune else ""))
+    if args.int8:
+        print("\nint8: convnets' int8 plan against the faster of ONNX Runtime (its default on the QDQ file, its exact "
+              "U8U8 mode, its own quantize_static) and OpenVINO on the QDQ file, and against convnets' float32 plan\n")
+        print("| model, batch | convnets_int8 | best ONNX Runtime int8 | openvino_int8_qdq | "
+              "int8 / faster of them | int8 / convnets float32 |")
+        print("|---|---|---|---|---|---|")
+        for key, r in results.items():
+            best = max(r.get(n, 0) for n in ("ort_int8_qdq", "ort_int8_qdq_u8u8", "ort_int8_quantize_static"))
+            rival = max(best, r.get("openvino_int8_qdq", 0))
+            print(f"| {key.replace('/', ', ')} | {r['convnets_int8']:.1f} | {best:.1f} | "
+                  f"{r.get('openvino_int8_qdq', float('nan')):.1f} | {r['convnets_int8'] / rival:.2f}x | "
+                  f"{r['convnets_int8'] / r['convnets_inference_form']:.2f}x |")
     if latencies:
         print("\nbatch-1 latency, ms, p50 / p90 / p99 (convnets: the median of its runs' own percentiles)\n")
         lat_names = [n for n in ("convnets_inference_form", "convnets_autotuned", "convnets_fused", "ort_convnets",

@@ -2,12 +2,15 @@
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "infer/imagenet_classes.h"
 #include "infer/weights_for_inference.h"
 #include "models/inference_graph.h"
+#include "models/quantization.h"
 #include "models/registry.h"
 #include "run/data_setup.h"
+#include "run/inference_model.h"
 #include "util/file_io.h"
 #include "util/sha256.h"
 
@@ -44,7 +47,21 @@ ExportResult run_export(const RunConfig& given, const RunContext& context) {
   config = w.config;  // with what the weights imply (a foreign layout's mean / std)
   const ResolvedData data = resolve_data(config);
   const bool ema = w.ema_model != nullptr;
-  const InferenceGraph graph = inference_graph(ema ? *w.ema_model : *w.model, config.model.arch);
+  InferenceGraph graph = inference_graph(ema ? *w.ema_model : *w.model, config.model.arch);
+  // --int8: QDQ with the model_dir's calibration of these weights, 8-bit weights (the runtimes' own kernels
+  // decide how they multiply them).
+  std::optional<QuantizedGraph> int8;
+  std::string int8_source;
+  if (given.int8.int8) {
+    if (options.export_fp16)
+      throw std::invalid_argument("export: --int8 and --export_fp16 exclude each other");
+    const Int8Quantization file = load_int8_quantization(config.output.model_dir);
+    const Int8Calibration& calibration = calibration_for(file.file, graph, file.path);
+    int8 = quantize_graph(std::move(graph), calibration, file.path);
+    graph = int8->graph;
+    int8_source = file.path + " (" + calibration_method_name(file.file.method) + ", " +
+                  std::to_string(file.file.images) + " images)";
+  }
 
   std::vector<std::string> names = class_names_or_imagenet(config);
   if (names.empty()) {
@@ -66,6 +83,7 @@ ExportResult run_export(const RunConfig& given, const RunContext& context) {
   o.topk = options.export_topk;
   o.fp16 = options.export_fp16;
   o.producer_version = CONVNETS_VERSION;
+  o.int8 = int8 ? &*int8 : nullptr;
   o.metadata = {{"convnets.arch", config.model.arch},
                 {"convnets.num_classes", std::to_string(config.model.num_classes)},
                 {"convnets.image_size", std::to_string(data.eval_size)},
@@ -80,9 +98,12 @@ ExportResult run_export(const RunConfig& given, const RunContext& context) {
                 {"convnets.weights", w.source},
                 {"convnets.weights_sha256", sha256_hex(read_file(w.source))},
                 {"convnets.exported_weights", ema ? "ema" : "raw"},
-                {"convnets.precision", options.export_fp16 ? "float16" : "float32"},
+                {"convnets.precision", int8                  ? "int8 (QDQ)"
+                                       : options.export_fp16 ? "float16"
+                                                             : "float32"},
                 {"convnets.batch_norm", w.batch_norm.describe() + ", folded into the convolutions"},
                 {"convnets.version", CONVNETS_VERSION}};
+  if (int8) o.metadata.emplace_back("convnets.int8_calibration", int8_source);
   const std::string bytes = onnx_model_bytes(graph, o);
 
   ExportResult result;
@@ -108,8 +129,11 @@ ExportResult run_export(const RunConfig& given, const RunContext& context) {
   }
   console.info("exported " + config.model.arch + " (" + result.weights + " weights of " + w.source + ") at " +
                std::to_string(data.eval_size) + "x" + std::to_string(data.eval_size) + ", " +
-               (options.export_fp16 ? "float16" : "float32") + ", " + std::to_string(graph.ops.size()) +
-               " layers, BatchNorm folded, " + std::to_string(result.bytes) + " bytes" +
+               (int8                  ? "int8 (QDQ)"
+                : options.export_fp16 ? "float16"
+                                      : "float32") +
+               ", " + std::to_string(graph.ops.size()) + " layers, BatchNorm folded, " +
+               std::to_string(result.bytes) + " bytes" +
                (result.onnx_path.empty() ? "" : " -> " + result.onnx_path) +
                (result.repository_path.empty() ? "" : "; Triton repository " + result.repository_path));
   return result;

@@ -1,5 +1,6 @@
 // `inference_benchmark`: forward passes only over a sweep of batch sizes, on synthetic uint8 batches that
-// already sit on the device (as in the seeds: this measures the model, not the input path).
+// already sit on the device (as in the seeds: this measures the model, not the input path). --int8 times the
+// int8 form: the model_dir's quantization, or on random weights one calibrated on synthetic images (said so).
 #include <torch/types.h>
 #include <torch/utils.h>
 
@@ -9,12 +10,41 @@
 #include "data/loader.h"
 #include "infer/modes.h"
 #include "infer/weights_for_inference.h"
+#include "models/quantization.h"
 #include "run/data_setup.h"
 #include "run/inference_model.h"
 #include "run/parallel_setup.h"
 #include "run/run_logs.h"
 
 namespace convnets {
+
+namespace {
+
+// Random weights have no calibration: ranges from the synthetic images (max |x|), enough to time the int8
+// kernels; the answers mean nothing.
+constexpr int64_t kSyntheticCalibrationImages = 32;
+
+Int8Quantization synthetic_int8_quantization(const LoadedWeights& w, const RunConfig& config,
+                                             const ResolvedData& data, const RunDevice& device,
+                                             Console& console) {
+  console.notice("--int8 on random weights: calibrated on " + std::to_string(kSyntheticCalibrationImages) +
+                 " synthetic images (max |x|) to time the int8 kernels; its answers mean nothing");
+  Int8Calibrator calibrator(inference_graph(*w.model, config.model.arch));
+  SyntheticLoader synthetic(kSyntheticCalibrationImages, static_cast<int>(data.eval_size),
+                            config.model.num_classes, static_cast<uint64_t>(config.iterations.seed));
+  calibrator.observe(
+      normalize_images(synthetic.next(0, 0).images.to(device.device), data.mean, data.std).to(torch::kFloat));
+  QuantizationFile file;
+  file.arch = config.model.arch;
+  file.num_classes = config.model.num_classes;
+  file.method = CalibrationMethod::kMax;
+  file.images = kSyntheticCalibrationImages;
+  file.image_size = data.eval_size;
+  file.sets.push_back(calibrator.result("random init", CalibrationMethod::kMax, 100));
+  return {std::move(file), "synthetic calibration"};
+}
+
+}  // namespace
 
 std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& config,
                                                            const RunContext& context) {
@@ -24,7 +54,16 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
   const LoadedWeights w = load_for_inference(config, device, /*allow_random=*/true, console);
   const ResolvedData data = resolve_data(w.config);
   RunLogs logs(config, LogAccess::kReader, /*write_files=*/true, console);
-  InferenceModel form(w.model, config.model.arch, device, config.precision, config.cpu, &console);
+  std::optional<Int8Quantization> int8;
+  if (config.int8.int8) {
+    if (w.source == "random init") {
+      int8 = synthetic_int8_quantization(w, config, data, device, console);
+    } else {
+      int8 = load_int8_quantization(config.output.model_dir);
+    }
+  }
+  InferenceModel form(w.model, config.model.arch, device, config.precision, config.cpu, &console,
+                      int8 ? &*int8 : nullptr);
   logs.parameters(config);
   std::vector<int64_t> sizes = config.benchmark.batch_sizes;
   if (sizes.empty()) sizes.push_back(config.eval_batch_size());

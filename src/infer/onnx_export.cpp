@@ -4,7 +4,9 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <stdexcept>
 
+#include "models/quantization.h"
 #include "util/protobuf_writer.h"
 
 namespace convnets {
@@ -12,14 +14,32 @@ namespace {
 
 // onnx.proto field numbers and enums (ONNX 1.12+: IR version 8, opset 17).
 constexpr int64_t kIrVersion = 8, kOpset = 17;
-constexpr int kFloat = 1, kInt64 = 7, kFloat16 = 10;         // TensorProto.DataType
+constexpr int kFloat = 1, kUint8 = 2, kInt8 = 3, kInt32 = 6, kInt64 = 7,
+              kFloat16 = 10;                                 // TensorProto.DataType
 constexpr int kAttrInt = 2, kAttrString = 3, kAttrInts = 7;  // AttributeProto.AttributeType
 
 std::string tensor_proto(const std::string& name, const torch::Tensor& t, bool fp16) {
   const torch::Tensor c = t.to(fp16 ? torch::kHalf : t.scalar_type()).contiguous();
   std::string out;
   for (int64_t d : c.sizes()) proto::put_int(out, 1, d);  // dims
-  proto::put_int(out, 2, c.scalar_type() == torch::kLong ? kInt64 : (fp16 ? kFloat16 : kFloat));
+  int type = fp16 ? kFloat16 : kFloat;
+  switch (c.scalar_type()) {
+    case torch::kLong:
+      type = kInt64;
+      break;
+    case torch::kInt:
+      type = kInt32;
+      break;
+    case torch::kChar:
+      type = kInt8;
+      break;
+    case torch::kByte:
+      type = kUint8;
+      break;
+    default:
+      break;
+  }
+  proto::put_int(out, 2, type);
   proto::put_bytes(out, 8, name);
   proto::put_bytes(out, 9, std::string_view(static_cast<const char*>(c.data_ptr()), c.nbytes()));  // raw_data
   return out;
@@ -145,7 +165,54 @@ std::vector<OnnxTensorInfo> onnx_outputs(const InferenceGraph& graph, const Onnx
 }
 
 std::string onnx_model_bytes(const InferenceGraph& graph, const OnnxExportOptions& o) {
+  if (o.int8 && o.fp16) throw std::invalid_argument("an int8 export is not also float16");
+  const QuantizedGraph* q = o.int8;
+  if (q && (q->value_scale.size() != static_cast<size_t>(graph.num_values) ||
+            q->weight_scale.size() != graph.ops.size()))
+    throw std::invalid_argument("the int8 export needs the quantized graph's own graph");
   OnnxGraph g(o.fp16);
+  // An int8 value: QuantizeLinear -> DequantizeLinear on its grid (what every int8 op reads).
+  auto qdq = [&](int v, const std::string& x) {
+    if (!q || q->value_scale[static_cast<size_t>(v)] <= 0) return x;
+    const std::string scale = g.initializer(
+        x + "/scale", torch::tensor(static_cast<float>(q->value_scale[static_cast<size_t>(v)])).reshape({}));
+    const std::string zero = g.initializer(
+        x + "/zero_point",
+        torch::zeros({}, q->value_unsigned[static_cast<size_t>(v)] ? torch::kByte : torch::kChar));
+    g.node("QuantizeLinear", {x, scale, zero}, {x + "/q"}, x + "/QuantizeLinear");
+    g.node("DequantizeLinear", {x + "/q", scale, zero}, {x + "/dq"}, x + "/DequantizeLinear");
+    return x + "/dq";
+  };
+  // A convolution's or the classifier's weights and bias: float32 initializers, or int8 / int32 ones behind
+  // DequantizeLinear.
+  auto weights = [&](size_t i, const InferenceOp& op) -> std::pair<std::string, std::string> {
+    if (!q || !q->weight_scale[i].defined())
+      return {g.initializer(op.name + ".weight", op.weight), g.initializer(op.name + ".bias", op.bias)};
+    const torch::Tensor sw = q->weight_scale[i].to(torch::kDouble);
+    std::vector<int64_t> per_channel(static_cast<size_t>(op.weight.dim()), 1);
+    per_channel[0] = -1;
+    const torch::Tensor integers = (op.weight.to(torch::kDouble) / sw.reshape(per_channel))
+                                       .round()
+                                       .clamp(-q->weight_levels, q->weight_levels)
+                                       .to(torch::kChar);
+    const std::string wq = g.initializer(op.name + ".weight_quantized", integers);
+    const std::string ws = g.initializer(op.name + ".weight_scale", sw.to(torch::kFloat));
+    const std::string wz =
+        g.initializer(op.name + ".weight_zero_point", torch::zeros({sw.size(0)}, torch::kChar));
+    g.node("DequantizeLinear", {wq, ws, wz}, {op.name + ".weight"}, op.name + ".weight/DequantizeLinear",
+           {attribute_int("axis", 0)});
+    const torch::Tensor sb = sw * q->value_scale[static_cast<size_t>(op.input)];
+    const torch::Tensor bias_integers = (op.bias.to(torch::kDouble) / sb).round();
+    if (bias_integers.abs().max().item<double>() > 2147483647.0)
+      throw std::invalid_argument("the bias of " + op.name +
+                                  " does not fit int32 at the input's scale times the weights' (a range "
+                                  "calibrated far too small?)");
+    const std::string bq = g.initializer(op.name + ".bias_quantized", bias_integers.to(torch::kInt));
+    const std::string bs = g.initializer(op.name + ".bias_scale", sb.to(torch::kFloat));
+    g.node("DequantizeLinear", {bq, bs}, {op.name + ".bias"}, op.name + ".bias/DequantizeLinear",
+           {attribute_int("axis", 0)});
+    return {op.name + ".weight", op.name + ".bias"};
+  };
   auto value = [](int v) { return v == 0 ? std::string("input") : "v" + std::to_string(v); };
   std::vector<std::string> names(static_cast<size_t>(graph.num_values));
   names[0] = "input";
@@ -153,13 +220,14 @@ std::string onnx_model_bytes(const InferenceGraph& graph, const OnnxExportOption
     g.node("Cast", {"input"}, {"input/fp16"}, "input/Cast", {attribute_int("to", kFloat16)});
     names[0] = "input/fp16";
   }
-  for (const auto& op : graph.ops) {
+  names[0] = qdq(0, names[0]);
+  for (size_t i = 0; i < graph.ops.size(); ++i) {
+    const InferenceOp& op = graph.ops[i];
     const std::string& x = names[static_cast<size_t>(op.input)];
     const std::string out = value(op.output);
     switch (op.kind) {
       case InferenceOpKind::kConv: {
-        const std::string w = g.initializer(op.name + ".weight", op.weight);
-        const std::string b = g.initializer(op.name + ".bias", op.bias);
+        const auto [w, b] = weights(i, op);
         const bool more = op.other >= 0 || op.activation != Activation::kNone;
         const std::string y = more ? out + "/conv" : out;
         // TensorFlow's "same" padding is ONNX's SAME_UPPER: ceil(size / stride) outputs, the odd row and
@@ -197,14 +265,13 @@ std::string onnx_model_bytes(const InferenceGraph& graph, const OnnxExportOption
         break;
       }
       case InferenceOpKind::kLinear: {
-        const std::string w = g.initializer(op.name + ".weight", op.weight);
-        const std::string b = g.initializer(op.name + ".bias", op.bias);
+        const auto [w, b] = weights(i, op);
         g.node("Flatten", {x}, {out + "/flat"}, op.name + "/Flatten", {attribute_int("axis", 1)});
         g.node("Gemm", {out + "/flat", w, b}, {out}, op.name + "/Gemm", {attribute_int("transB", 1)});
         break;
       }
     }
-    names[static_cast<size_t>(op.output)] = out;
+    names[static_cast<size_t>(op.output)] = qdq(op.output, out);
   }
   const std::string& last = names[static_cast<size_t>(graph.output)];
   if (o.fp16)

@@ -128,6 +128,9 @@ print("int8 vs float32:", {k: (e["top"][0]["class"], round(e["top"][0]["probabil
 check(len(int8) == 6 and all(e["top"][0]["class"] == ours[k][0] and abs(e["top"][0]["probability"] - ours[k][1]) < 0.05
                              for k, e in int8.items()) and "int8" in p.stderr,
       "predict --int8: the float32 model's classes, probabilities within 0.05")
+p = run("inference_benchmark", "--model_dir", A, "--batch_sizes", "2", "--num_iter", "2", "--iter_unit", "batch",
+        "--warmup_steps", "1", "--int8")
+check("oneDNN int8 plan" in p.stderr + p.stdout, "inference_benchmark --int8 times the model_dir's int8 plan")
 os.remove(os.path.join(A, "quantization.safetensors"))
 
 # finetune_from: torchvision weights with a 1000-class head start a 10-class run; the new head stays fresh.
@@ -224,6 +227,11 @@ run("inference_benchmark", "--arch", "resnet18", "--eval_image_size", "64", "--b
 rows = [e["data"] for e in dlll(os.path.join(E, "log.json")) if e["type"] == "LOG" and "latency_p99" in e["data"]]
 check([r["batch_size"] for r in rows] == [1, 4], "inference_benchmark sweeps the batch sizes")
 check(all(0 < r["latency_p50"] <= r["latency_p99"] and r["throughput"] > 0 for r in rows), "latency percentiles")
+# --int8 on random weights: calibrated on synthetic images, which it says.
+p = run("inference_benchmark", "--arch", "resnet18", "--eval_image_size", "64", "--batch_sizes", "1", "--num_iter",
+        "2", "--iter_unit", "batch", "--warmup_steps", "1", "--model_dir", os.path.join(WORK, "e8"), "--int8")
+check("synthetic images" in p.stderr and "oneDNN int8 plan" in p.stderr + p.stdout,
+      "inference_benchmark --int8 on random weights says it calibrated on synthetic images")
 
 # Bad input: clear errors, non-zero exit.
 p = run("train", *common[:4], "--data_dir", os.path.join(WORK, "missing"), "--model_dir", os.path.join(WORK, "x"),

@@ -172,6 +172,40 @@ check(half_rel < 1e-2 and (half.argmax(1) == full.argmax(1))[clear].all() and cl
       f"fp16 file on the validation split: {half_rel:.2e} from float32 (bound 1e-2); top-1 equal on the "
       f"{int(clear.sum())} images with a clear margin ({flips} flips among all {len(full)})")
 
+# export --int8: QDQ ONNX with our scales (the model_dir's calibration), checked by ONNX's checker; ONNX Runtime
+# and OpenVINO run it, and their top-1 on the validation split stays within the int8 bound of eval --int8 above
+# (2.5 pp of float32), and within it of our own int8 plan's (their roundings and ours are independent draws of
+# the same quantization noise).
+p = run("export", "--model_dir", A, "--onnx_output", os.path.join(WORK, "q.onnx"), "--int8", expect=None)
+check(p.returncode != 0 and "convnets quantize" in p.stderr, "export --int8 without a calibration names convnets quantize",
+      p.stderr)
+run("quantize", "--model_dir", A, "--data_dir", DATA, "--calibration_images", "512")
+run("eval", "--model_dir", A, "--eval_batch_size", "500", "--int8")
+ours_int8 = final_data(os.path.join(A, "log.json"))
+QDQ = os.path.join(WORK, "resnet18_fm_int8.onnx")
+p = run("export", "--model_dir", A, "--onnx_output", QDQ, "--int8")
+check("int8 (QDQ)" in p.stdout, "export --int8 says so", p.stdout)
+qdq = onnx.load(QDQ)
+onnx.checker.check_model(qdq, full_check=True)
+ops = [n.op_type for n in qdq.graph.node]
+convs = ops.count("Conv") + ops.count("Gemm")
+check(ops.count("QuantizeLinear") == 18 and ops.count("DequantizeLinear") == 18 + 2 * convs and
+      {m.key: m.value for m in qdq.metadata_props}.get("convnets.precision") == "int8 (QDQ)",
+      f"QDQ: 18 int8 values of ResNet-18 quantized, weights and biases of its {convs} convolutions dequantized")
+import openvino as ov
+qdq_session = ort.InferenceSession(QDQ, providers=["CPUExecutionProvider"])
+qdq_ov = ov.Core().compile_model(QDQ, "CPU")
+ort_int8, ov_int8 = [], []
+for start in range(0, len(images), 500):
+    batch = np.stack(images[start:start + 500])
+    ort_int8.append(qdq_session.run(["logits"], {"input": batch})[0])
+    ov_int8.append(qdq_ov(batch)[qdq_ov.output(0)])
+for runtime, logits in (("ONNX Runtime", np.concatenate(ort_int8)), ("OpenVINO", np.concatenate(ov_int8))):
+    top1 = float((logits.argmax(1) == np.array(labels)).mean())
+    check(abs(top1 - evaluated["top1_accuracy"]) <= 0.025 and abs(top1 - ours_int8["top1_accuracy"]) <= 0.025,
+          f"{runtime} on the QDQ file: top-1 {top1} (convnets eval --int8: {ours_int8['top1_accuracy']}, float32 "
+          f"{evaluated['top1_accuracy']})")
+
 # The Triton repository: config.pbtxt parses as Triton's ModelConfig (tritonclient's model_config_pb2, loaded by
 # path: its package would pull in gRPC) and agrees with the ONNX file.
 pb2_path = None

@@ -37,7 +37,7 @@ cases = [
     ("quantize", ["--calibration_images", "--calibration_method", "--calibration_percentile", "--calibration_split",
                   "--data_dir", "--weights", "--model_dir"],
      ["--int8", "--lr_init", "--to_predict", "--num_iter", "--mixup_alpha"]),
-    ("inference_benchmark", ["--batch_sizes", "--num_iter", "--weights", "--amp"],
+    ("inference_benchmark", ["--batch_sizes", "--num_iter", "--weights", "--amp", "--int8"],
      ["--mixup_alpha", "--data_dir", "--to_predict", "--lr_init"]),
 ]
 for mode, present, absent in cases:
