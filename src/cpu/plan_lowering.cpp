@@ -157,12 +157,42 @@ class Lowering {
     dequantized_.assign(n, -1);
     std::vector<bool> fused(n, false);
     if (int8_) {
-      std::vector<bool> float_read(n, false);
       std::vector<InferenceOpKind> producer(n, InferenceOpKind::kLinear);
-      for (const PlanOp& op : ops) {
-        producer[static_cast<size_t>(op.op->output)] = op.op->kind;
-        for (const int v : op.reads())
-          if (v != op.input || !reads_int8(op)) float_read[static_cast<size_t>(v)] = true;
+      std::vector<int> last_reader(n, -1);
+      for (size_t i = 0; i < ops.size(); ++i) {
+        producer[static_cast<size_t>(ops[i].op->output)] = ops[i].op->kind;
+        for (const int v : ops[i].reads()) last_reader[static_cast<size_t>(v)] = static_cast<int>(i);
+      }
+      auto is_int8 = [&](int v) { return v >= 0 && int8_->value_scale[static_cast<size_t>(v)] > 0; };
+      // A convolution reads its residual from the residual's u8 copy (oneDNN's sum post-op over the copy, in
+      // place: the convolution's u8 output overwrites it) where the residual is int8, this is its last read,
+      // and the convolution writes its own output as u8; whether it does depends on the other reads of its
+      // output, so this settles by iteration (each pass only adds float reads).
+      u8_residual_.assign(ops.size(), false);
+      for (size_t i = 0; i < ops.size(); ++i)
+        u8_residual_[i] = reads_int8(ops[i]) && ops[i].op->kind == InferenceOpKind::kConv &&
+                          is_int8(ops[i].other) &&
+                          last_reader[static_cast<size_t>(ops[i].other)] == static_cast<int>(i);
+      std::vector<bool> float_read;
+      for (bool changed = true; changed;) {
+        float_read.assign(n, false);
+        for (size_t i = 0; i < ops.size(); ++i) {
+          const PlanOp& op = ops[i];
+          for (const int v : op.reads()) {
+            const bool int8_read = reads_int8(op) && (v == op.input || (v == op.other && u8_residual_[i]));
+            if (!int8_read) float_read[static_cast<size_t>(v)] = true;
+          }
+        }
+        for (size_t v = 0; v < n; ++v)
+          fused[v] = is_int8(static_cast<int>(v)) && v != 0 && !float_read[v] &&
+                     producer[v] == InferenceOpKind::kConv;
+        changed = false;
+        for (size_t i = 0; i < ops.size(); ++i) {
+          if (u8_residual_[i] && !fused[static_cast<size_t>(ops[i].op->output)]) {
+            u8_residual_[i] = false;
+            changed = true;
+          }
+        }
       }
       auto add_value = [&](int of) {
         shapes_.push_back(shapes[static_cast<size_t>(of)]);
@@ -170,10 +200,9 @@ class Lowering {
         return static_cast<int>(shapes_.size()) - 1;
       };
       for (size_t v = 0; v < n; ++v) {
-        if (int8_->value_scale[v] <= 0) continue;
+        if (!is_int8(static_cast<int>(v))) continue;
         quantized_[v] = add_value(static_cast<int>(v));
         if (float_read[v]) dequantized_[v] = add_value(static_cast<int>(v));
-        fused[v] = v != 0 && !float_read[v] && producer[v] == InferenceOpKind::kConv;
       }
     }
     // The steps in order, each op reading the u8 copy (int8 ops) or the dequantized one (float ops).
@@ -192,12 +221,17 @@ class Lowering {
       auto float_copy = [&](int& v) {
         if (v >= 0 && dequantized_[static_cast<size_t>(v)] >= 0) v = dequantized_[static_cast<size_t>(v)];
       };
+      const size_t index = static_cast<size_t>(&op - ops.data());
       if (int8_ && reads_int8(op)) {
         read.input = quantized_[static_cast<size_t>(op.input)];
       } else {
         float_copy(read.input);
       }
-      float_copy(read.other);
+      if (int8_ && u8_residual_[index]) {
+        read.other = quantized_[static_cast<size_t>(op.other)];
+      } else {
+        float_copy(read.other);
+      }
       float_copy(read.gate);
       const int out = op.op->output;
       items_.push_back({Item::kOp, read, -1,
@@ -489,7 +523,21 @@ class Lowering {
     const memory::desc bias_desc({out_ch}, DataType::f32, Tag::a);
     Step step;
     int in_place_of = -1;
-    dnnl::primitive_attr attr = residual_and_activation(i, dst_desc, step, in_place_of);
+    dnnl::primitive_attr attr;
+    if (op.other >= 0 && p_.value_desc[static_cast<size_t>(op.other)].get_data_type() == DataType::u8) {
+      // The residual's u8 copy, in place: its scale times (q + zero point - zero point), added before the
+      // activation, then the sum written back as this output's u8.
+      if (!last_read_at(op.other, i) || desc(op.other) != dst_desc)
+        throw std::logic_error(conv.name + ": a u8 residual must be read last, in the output's layout");
+      dnnl::post_ops post;
+      post.append_sum(static_cast<float>(value_scale(op.other)), zero_point(op.other), DataType::u8);
+      append_activation(post, conv.activation);
+      attr = user_scratchpad();
+      attr.set_post_ops(post);
+      in_place_of = op.other;
+    } else {
+      attr = residual_and_activation(i, dst_desc, step, in_place_of);
+    }
     int64_t groups = conv.groups;
     attr.set_scales_mask(DNNL_ARG_SRC, 0);
     attr.set_scales_mask(DNNL_ARG_WEIGHTS, groups == 1 ? 1 : 3);  // per output channel
@@ -625,6 +673,7 @@ class Lowering {
   std::vector<ValueShape> shapes_;            // per value, the int8 copies' included
   std::vector<int> origin_;                   // per value: the graph's value it is (a copy's original)
   std::vector<int> quantized_, dequantized_;  // per graph value: its u8 copy, its float32 copy (-1: none)
+  std::vector<bool> u8_residual_;             // per op: reads its residual from the residual's u8 copy
   std::vector<Item> items_;
   std::vector<int> last_;  // per value: the step that reads it last
 };

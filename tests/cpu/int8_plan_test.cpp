@@ -27,15 +27,15 @@ ConvNetPtr int8_test_model(const std::string& arch) {
 // SiLU / sigmoid approximations included), which moves a value across a rounding boundary of its grid with
 // probability p <= 2 * 1e-6 * 255 ~ 5e-4. Such a flip is an error of one step, where the quantization leaves
 // a uniform error of RMS step / sqrt(12) in every value: per requantized value the flips' noise is
-// sqrt(12 p) ~ 0.08 of the quantization's, and over the k <= 5 requantized values of a block (an MBConv with
-// its squeeze-excitation) they add in quadrature: sqrt(k * 12 p) ~ 0.17. Held to 0.5 (3x; measured on these
-// families: at most 0.28, in an MBConv window, on AVX-512 VNNI and AMX; 0.21 on AVX2) of the simulation's own
-// distance to float64 (max calibration: rounding, no clipping).
+// sqrt(12 p) ~ 0.08 of the quantization's, and over the k <= 10 requantized values of two blocks (MBConvs
+// with their squeeze-excitations) they add in quadrature: sqrt(k * 12 p) ~ 0.25. Held to 0.75 (3x; measured
+// on these families: at most 0.58, on AVX-512 VNNI and AMX; 0.17 on AVX2) of the simulation's own distance to
+// float64 (max calibration: rounding, no clipping).
 // Over a whole network that no longer holds: a flip moves the sums of the next layer, which round anew, and
 // after some tens of layers the two roundings are independent (ATen's float32 run of the same simulation
 // drifts from the float64 one as far). Two independent roundings of the same noise differ by sqrt(2) times
 // it: the whole-network bound.
-constexpr double kWindowRatio = 0.5;
+constexpr double kWindowRatio = 0.75;
 constexpr double kWholeNetworkRatio = 1.5;  // sqrt(2), and a margin
 
 // The ops of `g` from `first` to `last` (exclusive), which read only value `input` from before them, as a
@@ -96,8 +96,8 @@ QuantizedGraph quantized(const InferenceGraph& g, const torch::Tensor& x) {
 
 class Int8Plan : public ::testing::TestWithParam<std::string> {};
 
-// Block by block: each stretch of ops between two points where one value alone is live (a block's input),
-// run from the float64 network's value there. Within a block the derived bound holds.
+// Two blocks at a time: each stretch of ops between two points where one value alone is live (a block's
+// input) and the next but one, run from the float64 network's value there. Within it the derived bound holds.
 TEST_P(Int8Plan, EachBlockGivesTheSimulationsLogits) {
   const std::string arch = GetParam();
   ConvNetPtr model = int8_test_model(arch);
@@ -126,8 +126,9 @@ TEST_P(Int8Plan, EachBlockGivesTheSimulationsLogits) {
   starts.push_back(g.ops.size() - 1);  // the classifier's own window is the whole network's tail
   ASSERT_GE(starts.size(), 6u) << "blocks found";
   int windows = 0;
-  for (size_t b = 0; b + 1 < starts.size(); ++b) {
-    const size_t first = starts[b], last = starts[b + 1];
+  // Two blocks at a time: the first one's output is written as u8 and the second reads it, its residual too.
+  for (size_t b = 0; b + 2 < starts.size(); ++b) {
+    const size_t first = starts[b], last = starts[b + 2];
     const int input = g.ops[first].input;
     const InferenceGraph w = window_graph(g, first, last, input, shapes);
     const torch::Tensor xw = values[static_cast<size_t>(input)];
@@ -140,8 +141,9 @@ TEST_P(Int8Plan, EachBlockGivesTheSimulationsLogits) {
     ++windows;
     if (b == 1) {
       // The bound tells a wrong zero point (the window's first int8 value after its input stored with the
-      // other signedness: zero point 128 for 0 or back) and wrong integer weights (one convolution's at 1.1x
-      // their scale).
+      // other signedness: zero point 128 for 0 or back) and wrong integer weights (the first convolution's
+      // weights 1.1x in the plan: its integers are not the simulation's). A wrong scale used consistently is
+      // not among them: it is a coarser grid, which rounds as well.
       QuantizedGraph wrong_zero_point = q;
       size_t flipped = 1;
       while (flipped < q.value_scale.size() && q.value_scale[flipped] == 0) ++flipped;
@@ -149,7 +151,7 @@ TEST_P(Int8Plan, EachBlockGivesTheSimulationsLogits) {
       wrong_zero_point.value_unsigned[flipped] = !wrong_zero_point.value_unsigned[flipped];
       EXPECT_GT(compare(q, w, xw, {}, &wrong_zero_point).plan_error, kWindowRatio * c.quantization_error);
       QuantizedGraph wrong_weights = q;
-      wrong_weights.weight_scale[0] = wrong_weights.weight_scale[0] * 1.1;
+      wrong_weights.graph.ops[0].weight = wrong_weights.graph.ops[0].weight * 1.1;
       EXPECT_GT(compare(q, w, xw, {}, &wrong_weights).plan_error, kWindowRatio * c.quantization_error);
     }
   }
