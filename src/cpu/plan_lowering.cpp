@@ -566,15 +566,10 @@ class Lowering {
     attr.set_scales_mask(DNNL_ARG_WEIGHTS, groups == 1 ? 1 : 3);
     // The integer weights: the graph's are q * scale (models/quantization.h), exactly recovered.
     const torch::Tensor& scale = int8_->weight_scale[op_index(conv)];
-    std::vector<int64_t> per_channel(static_cast<size_t>(conv.weight.dim()), 1);
-    per_channel[0] = out_ch;
-    const int levels = int8_->weight_levels;
-    torch::Tensor integers = (conv.weight.to(torch::kDouble) / scale.to(torch::kDouble).reshape(per_channel))
-                                 .round()
-                                 .clamp(-levels, levels);
+    torch::Tensor integers = integer_weights(conv, scale, int8_->weight_levels);
     if (linear) integers = integers.reshape({out_ch, x.c, 1, 1});
     if (merge > 1) integers = merged_group_weights(integers, conv.groups, merge);
-    const torch::Tensor weight = integers.to(torch::kChar).contiguous();
+    const torch::Tensor weight = integers.contiguous();
     p_.keep_alive.push_back(weight);
     dnnl::convolution_forward::primitive_desc pd = make();
     // oneDNN 3.2's AMX 1x1 int8 kernel writes past its output (each image's last rows rounded up to a tile;

@@ -189,12 +189,7 @@ std::string onnx_model_bytes(const InferenceGraph& graph, const OnnxExportOption
     if (!q || !q->weight_scale[i].defined())
       return {g.initializer(op.name + ".weight", op.weight), g.initializer(op.name + ".bias", op.bias)};
     const torch::Tensor sw = q->weight_scale[i].to(torch::kDouble);
-    std::vector<int64_t> per_channel(static_cast<size_t>(op.weight.dim()), 1);
-    per_channel[0] = -1;
-    const torch::Tensor integers = (op.weight.to(torch::kDouble) / sw.reshape(per_channel))
-                                       .round()
-                                       .clamp(-q->weight_levels, q->weight_levels)
-                                       .to(torch::kChar);
+    const torch::Tensor integers = integer_weights(op, sw, q->weight_levels);
     const std::string wq = g.initializer(op.name + ".weight_quantized", integers);
     const std::string ws = g.initializer(op.name + ".weight_scale", sw.to(torch::kFloat));
     const std::string wz =

@@ -216,6 +216,15 @@ QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& c, co
   return q;
 }
 
+torch::Tensor integer_weights(const InferenceOp& op, const torch::Tensor& scale, int levels) {
+  std::vector<int64_t> per_channel(static_cast<size_t>(op.weight.dim()), 1);
+  per_channel[0] = -1;
+  return (op.weight.to(torch::kDouble) / scale.to(torch::kDouble).reshape(per_channel))
+      .round()
+      .clamp(-levels, levels)
+      .to(torch::kChar);
+}
+
 torch::Tensor run_quantized_graph(const QuantizedGraph& q, const torch::Tensor& x) {
   return run_inference_graph(q.graph, x, [&q](int v, const torch::Tensor& t) {
     const double scale = q.value_scale[static_cast<size_t>(v)];

@@ -74,9 +74,13 @@ struct QuantizedGraph {
 // plan without VNNI, cpu/onednn_plan.h): the calibrated scales (max |w| / 127) are then widened by 127 / 63.
 QuantizedGraph quantize_graph(InferenceGraph graph, const Int8Calibration& calibration,
                               const std::string& context, int weight_levels = 127);
+// An op's weights as the integers of their grid, int8 (exact: a quantized graph's weights are q * scale per
+// output channel): what the int8 kernels and the QDQ export store. `scale`: QuantizedGraph::weight_scale.
+torch::Tensor integer_weights(const InferenceOp& op, const torch::Tensor& scale, int levels);
 // The logits of the int8 arithmetic, simulated in x's dtype (float32; float64 for the reference): each int8
 // value rounded to nearest (ties to even) on its grid and clamped to [-128, 127] (signed, as ONNX's
-// QuantizeLinear and a u8 with zero point 128) or [0, 255] (unsigned), products and sums exact in the integers up to the dtype's rounding, biases in float.
+// QuantizeLinear and a u8 with zero point 128) or [0, 255] (unsigned), products and sums exact in the
+// integers up to the dtype's rounding, biases in float.
 torch::Tensor run_quantized_graph(const QuantizedGraph& graph, const torch::Tensor& x);
 // One value on its int8 grid: clamp(round(x / scale), lo, hi) * scale.
 torch::Tensor fake_quantize(const torch::Tensor& x, double scale, bool is_unsigned);
