@@ -194,10 +194,10 @@ void add_mode(CLI::App& app, const Mode& mode) {
 }  // namespace
 
 void add_run_commands(CLI::App& app) {
-  const std::set<KeyGroup> training = {K::kModel,     K::kInit,        K::kData,         K::kTrainInput,
-                                       K::kEvalInput, K::kIterations,  K::kOptimisation, K::kSchedule,
-                                       K::kMixing,    K::kProgressive, K::kPrecision,    K::kCpu,
-                                       K::kParallel,  K::kCheckpoints, K::kOutput};
+  const std::set<KeyGroup> training = {
+      K::kModel,        K::kInit,        K::kData,   K::kTrainInput,  K::kEvalInput,  K::kIterations,
+      K::kOptimisation, K::kSchedule,    K::kMixing, K::kProgressive, K::kPrecision,  K::kCpu,
+      K::kParallel,     K::kCheckpoints, K::kOutput, K::kQat,         K::kCalibration};
   std::set<KeyGroup> benchmark = training;
   benchmark.erase(K::kEvalInput);
   benchmark.erase(K::kCheckpoints);
@@ -216,28 +216,27 @@ void add_run_commands(CLI::App& app) {
                    reuse_freed_memory();
                    run_eval_mode(c, app_context());
                  }});
-  add_mode(
-      app,
-      {"predict",
-       "Top-k classes of --to_predict (an image or a directory of images)",
-       {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput, K::kPredict,
-        K::kInt8},
-       true,
-       [](const RunConfig& c) {
-         reuse_freed_memory();
-         const RunContext context = app_context();
-         const PredictResult r = run_predict(c, context);
-         if (!r.predictions.empty()) context.console->info(format_predictions(r, c.predict.output));
-         c.predict.output == PredictFormat::kText ? context.console->info(r.summary)
-                                                  : context.console->diagnostic(r.summary);
-         if (r.predictions.empty())
-           throw std::runtime_error("none of the " + std::to_string(r.files) +
-                                    " images could be read (each named above): nothing predicted");
-         if (!r.unreadable.empty()) {
-           throw std::runtime_error(std::to_string(r.unreadable.size()) + " of " + std::to_string(r.files) +
-                                    " images could not be read (listed above); the others were predicted");
-         }
-       }});
+  add_mode(app, {"predict",
+                 "Top-k classes of --to_predict (an image or a directory of images)",
+                 {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput,
+                  K::kPredict, K::kInt8},
+                 true,
+                 [](const RunConfig& c) {
+                   reuse_freed_memory();
+                   const RunContext context = app_context();
+                   const PredictResult r = run_predict(c, context);
+                   if (!r.predictions.empty()) context.console->info(format_predictions(r, c.predict.output));
+                   c.predict.output == PredictFormat::kText ? context.console->info(r.summary)
+                                                            : context.console->diagnostic(r.summary);
+                   if (r.predictions.empty())
+                     throw std::runtime_error("none of the " + std::to_string(r.files) +
+                                              " images could be read (each named above): nothing predicted");
+                   if (!r.unreadable.empty()) {
+                     throw std::runtime_error(
+                         std::to_string(r.unreadable.size()) + " of " + std::to_string(r.files) +
+                         " images could not be read (listed above); the others were predicted");
+                   }
+                 }});
   add_mode(app, {"training_benchmark",
                  "Training throughput (synthetic data without --data_dir); --warmup_steps are left out",
                  benchmark, false, train(TrainMode::kBenchmark)});
@@ -252,17 +251,17 @@ void add_run_commands(CLI::App& app) {
               reuse_freed_memory();
               run_inference_benchmark(c, app_context());
             }});
-  add_mode(app,
-           {"quantize",
-            "Calibrate int8: --calibration_images images of --data_dir through the model (raw and EMA weights); "
-            "writes <model_dir>/quantization.safetensors, which eval and predict run with int8",
-            {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput,
-             K::kCalibration},
-            true,
-            [](const RunConfig& c) {
-              reuse_freed_memory();
-              run_quantize(c, app_context());
-            }});
+  add_mode(
+      app,
+      {"quantize",
+       "Calibrate int8: --calibration_images images of --data_dir through the model (raw and EMA weights); "
+       "writes <model_dir>/quantization.safetensors, which eval and predict run with int8",
+       {K::kModel, K::kWeights, K::kData, K::kEvalInput, K::kPrecision, K::kCpu, K::kOutput, K::kCalibration},
+       true,
+       [](const RunConfig& c) {
+         reuse_freed_memory();
+         run_quantize(c, app_context());
+       }});
   add_mode(app,
            {"export",
             "Write the model's inference form as ONNX (and a Triton model repository) from --weights or the "

@@ -13,6 +13,7 @@
 #include "models/quantization.h"
 #include "run/data_setup.h"
 #include "run/inference_model.h"
+#include "run/int8_calibration.h"
 #include "run/parallel_setup.h"
 #include "run/run_logs.h"
 
@@ -25,23 +26,12 @@ namespace {
 constexpr int64_t kSyntheticCalibrationImages = 32;
 
 Int8Quantization synthetic_int8_quantization(const LoadedWeights& w, const RunConfig& config,
-                                             const ResolvedData& data, const RunDevice& device,
-                                             Console& console) {
+                                             const RunDevice& device, Console& console) {
   console.notice("--int8 on random weights: calibrated on " + std::to_string(kSyntheticCalibrationImages) +
                  " synthetic images (max |x|) to time the int8 kernels; its answers mean nothing");
-  Int8Calibrator calibrator(inference_graph(*w.model, config.model.arch));
-  SyntheticLoader synthetic(kSyntheticCalibrationImages, static_cast<int>(data.eval_size),
-                            config.model.num_classes, static_cast<uint64_t>(config.iterations.seed));
-  calibrator.observe(
-      normalize_images(synthetic.next(0, 0).images.to(device.device), data.mean, data.std).to(torch::kFloat));
-  QuantizationFile file;
-  file.arch = config.model.arch;
-  file.num_classes = config.model.num_classes;
-  file.method = CalibrationMethod::kMax;
-  file.images = kSyntheticCalibrationImages;
-  file.image_size = data.eval_size;
-  file.sets.push_back(calibrator.result("random init", CalibrationMethod::kMax, 100));
-  return {std::move(file), "synthetic calibration"};
+  return {calibrate_on_synthetic(config, {"random init", inference_graph(*w.model, config.model.arch)},
+                                 device, kSyntheticCalibrationImages),
+          "synthetic calibration"};
 }
 
 }  // namespace
@@ -57,7 +47,7 @@ std::vector<InferenceBenchmarkRow> run_inference_benchmark(const RunConfig& conf
   std::optional<Int8Quantization> int8;
   if (config.int8.int8) {
     if (w.source == "random init") {
-      int8 = synthetic_int8_quantization(w, config, data, device, console);
+      int8 = synthetic_int8_quantization(w, config, device, console);
     } else {
       int8 = load_int8_quantization(config.output.model_dir);
     }

@@ -57,8 +57,10 @@ int MBConvImpl::append_inference_ops(GraphBuilder& b, int input, const std::stri
   if (!expand.is_empty()) y = b.conv_bn_act(expand->unit, y, prefix + std::to_string(k++));
   y = b.conv_bn_act(depthwise->unit, y, prefix + std::to_string(k++));
   y = se->append_inference_ops(b, y, prefix + std::to_string(k++));
-  // Stochastic depth is the identity at inference.
-  return b.conv_bn_act(project->unit, y, prefix + std::to_string(k), use_residual_ ? input : -1);
+  if (!use_residual_) return b.conv_bn_act(project->unit, y, prefix + std::to_string(k));
+  y = b.conv_bn_act(project->unit, y, prefix + std::to_string(k), input);
+  b.set_drop_path(y, drop_rate_);  // stochastic depth is the identity at inference
+  return y;
 }
 
 EfficientNetImpl::EfficientNetImpl(const EfficientNetOptions& o) : ConvNetImpl("EfficientNet"), options_(o) {
@@ -130,7 +132,7 @@ void EfficientNetImpl::append_inference_ops(GraphBuilder& b) const {
                          "features." + std::to_string(s));
   x = b.conv_bn_act(features->ptr(last)->as<ConvNormActImpl>()->unit, x, "features." + std::to_string(last));
   x = b.global_avg_pool(x, "avgpool");
-  b.classifier(*fc, x, "classifier.1");  // dropout is the identity at inference
+  b.classifier(*fc, x, "classifier.1", dropout->options.p());  // dropout is the identity at inference
 }
 
 void reset_efficientnet_parameters(torch::nn::Module& model, torch::nn::LinearImpl& fc) {

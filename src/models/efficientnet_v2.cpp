@@ -98,10 +98,15 @@ int FusedMBConvImpl::append_inference_ops(GraphBuilder& b, int input, const std:
     // The single convolution keeps its activation, and the residual comes after it (a convolution op adds
     // its residual before the activation): a separate add.
     const int y = b.conv_bn_act(expand_, input, name + "." + expand_name_);
-    return use_residual_ ? b.add(y, input, Activation::kNone, name + ".add") : y;
+    if (!use_residual_) return y;
+    const int sum = b.add(y, input, Activation::kNone, name + ".add");
+    b.set_drop_path(sum, drop_rate_);
+    return sum;
   }
   const int y = b.conv_bn_act(expand_, input, name + "." + expand_name_);
-  return b.conv_bn_act(project_, y, name + "." + project_name_, residual);
+  const int out = b.conv_bn_act(project_, y, name + "." + project_name_, residual);
+  if (use_residual_) b.set_drop_path(out, drop_rate_);
+  return out;
 }
 
 TimmMBConvImpl::TimmMBConvImpl(const MBConvStageConfig& c, double drop_rate, const BatchNormSettings& bn,
@@ -128,7 +133,10 @@ int TimmMBConvImpl::append_inference_ops(GraphBuilder& b, int input, const std::
   int y = b.conv_bn_act(pw, input, name + ".conv_pw");
   y = b.conv_bn_act(dw, y, name + ".conv_dw");
   y = se->append_inference_ops(b, y, name + ".se");
-  return b.conv_bn_act(pwl, y, name + ".conv_pwl", use_residual_ ? input : -1);
+  if (!use_residual_) return b.conv_bn_act(pwl, y, name + ".conv_pwl");
+  y = b.conv_bn_act(pwl, y, name + ".conv_pwl", input);
+  b.set_drop_path(y, drop_rate_);
+  return y;
 }
 
 EfficientNetV2Impl::EfficientNetV2Impl(const EfficientNetV2Options& o)
@@ -230,7 +238,8 @@ void EfficientNetV2Impl::append_inference_ops(GraphBuilder& b) const {
                          tv ? "features." + std::to_string(s + 1) : "blocks." + std::to_string(s));
   x = b.conv_bn_act(head_, x, tv ? "features." + std::to_string(stages_blocks_.size() + 1) : "conv_head");
   x = b.global_avg_pool(x, "avgpool");
-  b.classifier(*fc, x, tv ? "classifier.1" : "classifier");  // dropout is the identity at inference
+  // Dropout is the identity at inference.
+  b.classifier(*fc, x, tv ? "classifier.1" : "classifier", dropout_->options.p());
 }
 
 void EfficientNetV2Impl::reset_parameters() {

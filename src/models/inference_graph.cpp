@@ -41,7 +41,7 @@ int GraphBuilder::conv(const torch::nn::Conv2dImpl& conv, const torch::nn::Batch
   op.activation = act;
   op.other = residual;
   op.name = name;
-  return append(std::move(op), input);
+  return append(std::move(op), input, {.conv = &conv, .bn = bn});
 }
 
 int GraphBuilder::max_pool(int input, int64_t kernel, int64_t stride, int64_t padding,
@@ -79,20 +79,34 @@ int GraphBuilder::add(int input, int other, Activation act, const std::string& n
   return append(std::move(op), input);
 }
 
-void GraphBuilder::classifier(const torch::nn::LinearImpl& fc, int input, const std::string& name) {
+void GraphBuilder::classifier(const torch::nn::LinearImpl& fc, int input, const std::string& name,
+                              double dropout) {
   InferenceOp op;
   op.kind = InferenceOpKind::kLinear;
   op.weight = fc.weight.detach().to(torch::kCPU, dtype_).contiguous();
   op.bias = fc.bias.detach().to(torch::kCPU, dtype_).contiguous();
   op.name = name;
-  g_.output = append(std::move(op), input);
+  op.train_drop = dropout;
+  g_.output = append(std::move(op), input, {.fc = &fc});
   g_.num_classes = fc.options.out_features();
 }
 
-int GraphBuilder::append(InferenceOp op, int input) {
+void GraphBuilder::set_drop_path(int value, double p) {
+  for (auto& op : g_.ops) {
+    if (op.output != value) continue;
+    if ((op.kind != InferenceOpKind::kConv && op.kind != InferenceOpKind::kAdd) || op.other < 0)
+      throw std::logic_error(op.name + ": stochastic depth on an op without a residual");
+    op.train_drop = p;
+    return;
+  }
+  throw std::logic_error("set_drop_path: no op makes value " + std::to_string(value));
+}
+
+int GraphBuilder::append(InferenceOp op, int input, OpModules modules) {
   op.input = input;
   op.output = g_.num_values++;
   g_.ops.push_back(std::move(op));
+  if (modules_) modules_->push_back(modules);
   return g_.ops.back().output;
 }
 
@@ -108,10 +122,12 @@ int append_block_ops(GraphBuilder& b, const std::vector<std::shared_ptr<torch::n
   return x;
 }
 
-InferenceGraph inference_graph(const ConvNetImpl& model, const std::string& arch, torch::ScalarType dtype) {
+InferenceGraph inference_graph(const ConvNetImpl& model, const std::string& arch, torch::ScalarType dtype,
+                               std::vector<OpModules>* modules) {
   InferenceGraph g;
   g.arch = arch;
-  GraphBuilder builder(g, dtype);
+  if (modules) modules->clear();
+  GraphBuilder builder(g, dtype, modules);
   model.append_inference_ops(builder);
   if (g.ops.empty() || g.ops.back().kind != InferenceOpKind::kLinear)
     throw std::logic_error("inference_graph: '" + arch + "' did not end with its classifier");

@@ -38,6 +38,10 @@ struct InferenceOp {
   bool same_padding = false;
   Activation activation = Activation::kNone;
   std::string name;  // the module it comes from, in the model's own names ("layer1.0.conv1", "features.0")
+  // Training only (QAT's forward, models/qat.h; inference ignores it): kConv with a residual and kAdd, the
+  // stochastic depth rate of the branch the residual (`other`) is added to; kLinear, the dropout rate
+  // before it.
+  double train_drop = 0;
 };
 
 // Values are numbered: 0 is the input (normalised float NCHW), each op writes one new value, in order.
@@ -49,10 +53,20 @@ struct InferenceGraph {
   int64_t num_classes = 0;
 };
 
+// The modules an op's parameters live in (nullptr where it has none): what QAT's training forward runs
+// (models/qat.h). Pointers into the model the graph was built from, valid while it lives.
+struct OpModules {
+  const torch::nn::Conv2dImpl* conv = nullptr;
+  const torch::nn::BatchNorm2dImpl* bn = nullptr;
+  const torch::nn::LinearImpl* fc = nullptr;
+};
+
 // Appends ops to a graph, numbering their outputs; folds BatchNorm into convolutions in float64.
 class GraphBuilder {
  public:
-  GraphBuilder(InferenceGraph& graph, torch::ScalarType dtype) : g_(graph), dtype_(dtype) {}
+  // `modules`, when given, gets each op's OpModules as it is appended.
+  GraphBuilder(InferenceGraph& graph, torch::ScalarType dtype, std::vector<OpModules>* modules = nullptr)
+      : g_(graph), dtype_(dtype), modules_(modules) {}
   // conv [-> BatchNorm folded: w' = w * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) +
   // beta] [+ residual] [-> activation].
   // `same_padding`: the convolution pads its input with pad_same (models/layers.h).
@@ -65,13 +79,18 @@ class GraphBuilder {
   int global_avg_pool(int input, const std::string& name);
   int mul(int input, int other, const std::string& name);
   int add(int input, int other, Activation act, const std::string& name);
-  // The classifier: its output is the graph's output (the logits).
-  void classifier(const torch::nn::LinearImpl& fc, int input, const std::string& name);
+  // The classifier: its output is the graph's output (the logits). `dropout`: the training forward's rate
+  // before it.
+  void classifier(const torch::nn::LinearImpl& fc, int input, const std::string& name, double dropout = 0);
+  // The op that made `value` (a convolution with a residual, an add) adds its residual to a branch that
+  // training drops with stochastic depth at rate `p`.
+  void set_drop_path(int value, double p);
 
  private:
-  int append(InferenceOp op, int input);
+  int append(InferenceOp op, int input, OpModules modules = {});
   InferenceGraph& g_;
   torch::ScalarType dtype_;
+  std::vector<OpModules>* modules_;
 };
 
 // A block of a model (a residual block, an MBConv, ...) writes its inference ops from `input` and returns
@@ -89,8 +108,10 @@ int append_block_ops(GraphBuilder& b, const std::vector<std::shared_ptr<torch::n
 // The inference form of `model` (its BatchNorm layers' running statistics and eps are what is folded, so
 // the model's train / eval mode does not matter). The folded weights are computed in float64 and kept as
 // `dtype` (float32; float64 for exact checks).
+// `modules`, when given, gets each op's modules (OpModules).
 InferenceGraph inference_graph(const ConvNetImpl& model, const std::string& arch,
-                               torch::ScalarType dtype = torch::kFloat);
+                               torch::ScalarType dtype = torch::kFloat,
+                               std::vector<OpModules>* modules = nullptr);
 
 // Runs the graph with ATen's reference ops in `x`'s dtype (float32, or float64 for exact checks): the
 // logits. Matches the model's eval-mode forward up to rounding.

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "models/inference_graph.h"
+#include "models/qat.h"
 
 namespace convnets {
 
@@ -126,6 +127,7 @@ int64_t make_divisible(double v, int64_t divisor, double round_limit) {
 }
 
 torch::Tensor ConvNetImpl::forward(torch::Tensor x) {
+  if (qat_) return qat_->forward(x, is_training());
   for (const auto& stage : stages_) x = stage.forward(x);
   return x;
 }

@@ -16,6 +16,7 @@
 namespace convnets {
 
 class GraphBuilder;  // models/inference_graph.h
+class QatForward;    // models/qat.h
 
 // A BatchNorm layer's settings: the one type for them, from the registry's conventions to the layers.
 struct BatchNormSettings {
@@ -142,9 +143,16 @@ class ConvNetImpl : public torch::nn::Module {
   // The model's inference form (models/inference_graph.h), op by op from input value 0 to the logits.
   virtual void append_inference_ops(GraphBuilder& b) const = 0;
   virtual int64_t num_classes() const = 0;
+  // Quantization-aware training: from now on forward() runs `qat`, built on this model (models/qat.h);
+  // nullptr: the float forward again. The stages are the float forward's.
+  void set_qat(std::shared_ptr<const QatForward> qat) { qat_ = std::move(qat); }
+  const QatForward* qat() const { return qat_.get(); }
 
  protected:
   std::vector<Stage> stages_;
+
+ private:
+  std::shared_ptr<const QatForward> qat_;
 };
 using ConvNetPtr = std::shared_ptr<ConvNetImpl>;
 

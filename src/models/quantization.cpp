@@ -240,7 +240,8 @@ void save_quantization(const std::string& path, const QuantizationFile& file) {
                                              {"calibration_percentile", std::to_string(file.percentile)},
                                              {"calibration_images", std::to_string(file.images)},
                                              {"image_size", std::to_string(file.image_size)},
-                                             {"sets", std::to_string(file.sets.size())}};
+                                             {"sets", std::to_string(file.sets.size())},
+                                             {"qat", file.qat ? "true" : "false"}};
   NamedTensors tensors;
   for (size_t i = 0; i < file.sets.size(); ++i) {
     const Int8Calibration& c = file.sets[i];
@@ -300,6 +301,11 @@ QuantizationFile load_quantization(const std::string& path) {
   f.images = integer("calibration_images", 1, int64_t{1} << 40);
   f.image_size = integer("image_size", 1, 1 << 16);
   const int64_t sets = integer("sets", 1, static_cast<int64_t>(kMaxSets));
+  if (const auto it = st.metadata.find("qat"); it != st.metadata.end()) {
+    if (it->second != "true" && it->second != "false")
+      throw std::runtime_error(path + ": metadata 'qat' is '" + it->second + "' (expected true or false)");
+    f.qat = it->second == "true";
+  }
   f.sets.resize(static_cast<size_t>(sets));
   for (size_t i = 0; i < f.sets.size(); ++i) {
     const std::string p = set_prefix(i);

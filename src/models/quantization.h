@@ -92,6 +92,9 @@ struct QuantizationFile {
   CalibrationMethod method = CalibrationMethod::kPercentile;
   double percentile = 99.99;
   int64_t images = 0, image_size = 0;
+  // Written by quantization-aware training (`train --qat`): the ranges are the fixed ones it trained with
+  // (every set has them) and the sets are the weights it saved, each with its own weight scales.
+  bool qat = false;
   std::vector<Int8Calibration> sets;
 };
 inline constexpr const char* kQuantizationFileName = "quantization.safetensors";

@@ -114,6 +114,10 @@ template <>
 constexpr KeyGroup group_of<CalibrationConfig>() {
   return KeyGroup::kCalibration;
 }
+template <>
+constexpr KeyGroup group_of<QatConfig>() {
+  return KeyGroup::kQat;
+}
 
 // A field of RunConfig: its group struct and the member in it.
 template <typename G, typename T>
@@ -738,19 +742,25 @@ std::vector<Key> build_keys() {
       // int8.
       boolean("int8", Field<Q8, bool>{&C::int8, &Q8::int8},
               "run the model quantized to int8 with the ranges `convnets quantize` wrote into model_dir"),
+      boolean("qat", Field<QatConfig, bool>{&C::qat, &QatConfig::qat},
+              "quantization-aware training: int8 rounding (straight-through gradients) where the int8 form "
+              "rounds, "
+              "at fixed ranges: model_dir's or --finetune_from's quantization, else calibrated first"),
       integer("calibration_images", Field<Q, int64_t>{&C::calibration, &Q::calibration_images}, 1,
-              int64_t{1} << 30, "quantize: real images run through the model to measure activation ranges"),
+              int64_t{1} << 30,
+              "quantize (and QAT without a calibration): real images run through the model to measure "
+              "activation ranges"),
       choice("calibration_method", Field<Q, CalibrationMethod>{&C::calibration, &Q::calibration_method},
              Names<CalibrationMethod>{{"percentile", CalibrationMethod::kPercentile},
                                       {"entropy", CalibrationMethod::kEntropy},
                                       {"max", CalibrationMethod::kMax}},
-             "quantize: an activation's range from its |x| histogram: percentile (calibration_percentile), "
+             "an activation's range from its |x| histogram: percentile (calibration_percentile), "
              "entropy (the clipping with the least KL divergence) or max"),
       number("calibration_percentile", Field<Q, double>{&C::calibration, &Q::calibration_percentile}, 50, 100,
-             "quantize: the percentile of |x| taken as the range (NVIDIA's 99.99)"),
+             "the percentile of |x| taken as the range (NVIDIA's 99.99)"),
       choice("calibration_split", Field<Q, CalibrationSplit>{&C::calibration, &Q::calibration_split},
              Names<CalibrationSplit>{{"train", CalibrationSplit::kTrain}, {"eval", CalibrationSplit::kEval}},
-             "quantize: the data_dir split whose images calibrate (eval transform, first images in order)"),
+             "the data_dir split whose images calibrate (eval transform, first images in order)"),
   };
 }
 
@@ -812,6 +822,8 @@ const char* key_group_title(KeyGroup group) {
       return "int8";
     case KeyGroup::kCalibration:
       return "int8 calibration";
+    case KeyGroup::kQat:
+      return "Quantization-aware training";
   }
   return "Configuration";
 }

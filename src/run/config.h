@@ -44,6 +44,7 @@ enum class KeyGroup {
   kExport,
   kInt8,
   kCalibration,
+  kQat,
 };
 const char* key_group_title(KeyGroup group);
 
@@ -258,6 +259,9 @@ enum class CalibrationSplit { kTrain, kEval };
 struct Int8Config {
   bool int8 = false;
 };
+struct QatConfig {
+  bool qat = false;  // train / train_and_eval / training_benchmark: quantization-aware training
+};
 struct CalibrationConfig {
   int64_t calibration_images = 1024;
   CalibrationMethod calibration_method = CalibrationMethod::kPercentile;
@@ -287,6 +291,7 @@ struct RunConfig {
   ExportConfig exporting;
   Int8Config int8;
   CalibrationConfig calibration;
+  QatConfig qat;
 
   int64_t eval_batch_size() const { return eval_input.eval_batch_size.value_or(iterations.batch_size); }
 };

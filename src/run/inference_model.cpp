@@ -8,6 +8,7 @@
 #include "cpu/fast_inference.h"
 #include "cpu/onednn_plan.h"
 #include "data/loader.h"
+#include "models/qat.h"
 #include "run/autocast.h"
 
 namespace convnets {
@@ -16,6 +17,17 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
                                const PrecisionConfig& precision, const CpuConfig& cpu, Console* console,
                                const Int8Quantization* int8)
     : model_(std::move(model)), device_(device) {
+  // A model in quantization-aware training is evaluated as its int8 form at QAT's ranges: what `eval --int8`
+  // will run once its weights are saved (docs/int8.md, "Quantization-aware training").
+  std::optional<Int8Quantization> qat;
+  if (!int8 && model_->qat()) {
+    qat.emplace();
+    qat->path = "quantization-aware training";
+    qat->file.arch = arch;
+    qat->file.num_classes = model_->num_classes();
+    qat->file.sets = {qat_calibration(inference_graph(*model_, arch), model_->qat()->amax(), "QAT")};
+    int8 = &*qat;
+  }
   if (int8) {
     InferenceGraph graph = inference_graph(*model_, arch);
     const Int8Calibration& calibration = calibration_for(int8->file, graph, int8->path);

@@ -6,10 +6,11 @@
 namespace convnets {
 
 TrainEvaluator::TrainEvaluator(std::shared_ptr<const ImageSource> split, const RunConfig& config,
-                               TrainSession& session)
+                               TrainSession& session, const QatTraining* qat)
     : config_(config),
       session_(session),
-      evaluator_(std::move(split), config, session.device(), session.group(), 0, &session.console()) {}
+      evaluator_(std::move(split), config, session.device(), session.group(), 0, &session.console()),
+      qat_(qat) {}
 
 TrainEvaluation TrainEvaluator::evaluate(TrainState& state, int64_t epochs_done) {
   RunLogs& logs = session_.logs();
@@ -22,7 +23,10 @@ TrainEvaluation TrainEvaluator::evaluate(TrainState& state, int64_t epochs_done)
   logs.scalar("eval/loss", result.raw.loss, step);
   nlohmann::json j = eval_report_json(result.raw);
   if (state.ema()) {
-    if (!ema_model_) ema_model_ = build_model(config_, session_.device().device);
+    if (!ema_model_) {
+      ema_model_ = build_model(config_, session_.device().device);
+      if (qat_) qat_->attach(*ema_model_);
+    }
     load_state_dict(*ema_model_, state.ema()->state());
     result.ema = evaluator_.evaluate(ema_model_);
     logs.scalar("eval_ema/top1", result.ema->top1, step);

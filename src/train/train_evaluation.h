@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "run/evaluate.h"
+#include "train/qat_training.h"
 #include "train/train_session.h"
 #include "train/train_state.h"
 
@@ -18,7 +19,9 @@ struct TrainEvaluation {
 
 class TrainEvaluator {
  public:
-  TrainEvaluator(std::shared_ptr<const ImageSource> split, const RunConfig& config, TrainSession& session);
+  // `qat`: the run's quantization-aware training, which the EMA's model runs with too (nullptr: none).
+  TrainEvaluator(std::shared_ptr<const ImageSource> split, const RunConfig& config, TrainSession& session,
+                 const QatTraining* qat = nullptr);
   // After `epochs_done` epochs. The EMA's model is built at the first evaluation (its initialisation draws
   // from the RNG at that point, as every run and resume does).
   TrainEvaluation evaluate(TrainState& state, int64_t epochs_done);
@@ -27,6 +30,7 @@ class TrainEvaluator {
   const RunConfig& config_;
   TrainSession& session_;
   SplitEvaluator evaluator_;
+  const QatTraining* qat_;
   ConvNetPtr ema_model_;
 };
 

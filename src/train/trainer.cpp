@@ -12,6 +12,7 @@
 #include "train/checkpointing.h"
 #include "train/epoch_plan.h"
 #include "train/lr_schedule.h"
+#include "train/qat_training.h"
 #include "train/stage_plan.h"
 #include "train/train_evaluation.h"
 #include "train/train_metrics.h"
@@ -211,6 +212,10 @@ class TrainingRun {
             config_.output.model_dir, static_cast<int>(config_.checkpoints.keep_checkpoints));
       start_ = resume_training(state_, checkpoints_.get(), plan_, session_);
     }
+    // After resuming: the ranges may be the ones a QAT calibrated for the weights it started from.
+    if (config_.qat.qat)
+      qat_ = std::make_unique<QatTraining>(config_, *model_, session_.device(),
+                                           !benchmark_ && session_.main_rank(), session_.console());
     announce(config_, plan_, train_source_.get(), session_);
     // A recipe cut short by num_iter keeps its warm-up (the seeds' behaviour; the cosine still ends at the
     // run's last update), which can then be the whole run.
@@ -221,7 +226,7 @@ class TrainingRun {
                                  " updates): the learning rate only warms up and never anneals; lower "
                                  "lr_warmup_epochs or raise num_iter");
     install_stop_handlers();
-    if (eval_source_) evaluator_.emplace(eval_source_, config_, session_);
+    if (eval_source_) evaluator_.emplace(eval_source_, config_, session_, qat_.get());
   }
 
   TrainOutcome run() {
@@ -392,9 +397,12 @@ class TrainingRun {
   }
 
   std::string save(int64_t epoch, int64_t micro, int64_t epochs_done, std::optional<double> metric) {
-    return save_training_checkpoint(state_, checkpoints_.get(),
-                                    {epoch, micro, 0, plan_.updates_per_epoch, plan_.total_updates},
-                                    epochs_done, metric, metadata_, session_);
+    const std::string path = save_training_checkpoint(
+        state_, checkpoints_.get(), {epoch, micro, 0, plan_.updates_per_epoch, plan_.total_updates},
+        epochs_done, metric, metadata_, session_);
+    // The int8 form of the weights just saved, with the ranges they were trained for.
+    if (qat_ && session_.main_rank()) qat_->save(*model_, state_.ema() ? &state_.ema()->state() : nullptr);
+    return path;
   }
 
   const RunConfig config_;  // before the session, which keeps a reference to it
@@ -412,6 +420,7 @@ class TrainingRun {
   TrainMetrics metrics_;
   std::unique_ptr<CheckpointManager> checkpoints_;
   Resumed start_;
+  std::unique_ptr<QatTraining> qat_;
   std::optional<TrainEvaluator> evaluator_;
   TrainOutcome outcome_;
 };

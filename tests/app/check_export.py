@@ -206,6 +206,33 @@ for runtime, logits in (("ONNX Runtime", np.concatenate(ort_int8)), ("OpenVINO",
           f"{runtime} on the QDQ file: top-1 {top1} (convnets eval --int8: {ours_int8['top1_accuracy']}, float32 "
           f"{evaluated['top1_accuracy']})")
 
+# Quantization-aware training: --qat fine-tunes from A's final weights with the ranges A's quantization file holds
+# for them, keeps a quantization file of the weights it saves (qat: true), and its evaluation is of the int8 form:
+# eval --int8 on the saved weights gets its top-1 (the same int8 plan on the same weights: measured equal; 0.5 pp
+# allowed for a batch-dependent kernel choice that flips a rounding).
+Q = os.path.join(WORK, "qat")
+qat_args = ["--arch", "resnet18", "--num_classes", "10", "--data_dir", DATA, "--image_size", "32",
+            "--eval_image_size", "32", "--workers", "2", "--qat", "--finetune_from", os.path.join(A, "final_weights.pt"),
+            "--batch_size", "64", "--iter_unit", "batch", "--eval_batch_size", "500", "--lr_init", "0.02",
+            "--lr_warmup_epochs", "0", "--model_dir", Q]
+p = run("train_and_eval", *qat_args, "--num_iter", "12")
+check("quantization-aware training" in p.stdout and "calibrated for --finetune_from's weights" in p.stdout,
+      "train --qat takes the ranges calibrated for --finetune_from's weights", p.stdout[-2000:])
+qat_file = open(os.path.join(Q, "quantization.safetensors"), "rb").read()
+qat_meta = json.loads(qat_file[8:8 + int.from_bytes(qat_file[:8], "little")])["__metadata__"]
+check(qat_meta.get("qat") == "true" and qat_meta.get("s0/weights") == "raw",
+      "the QAT run writes a quantization file of the weights it saved", str(qat_meta)[:500])
+p = run("train_and_eval", *qat_args, "--num_iter", "16")
+check("the ranges " in p.stdout and "was trained with" in p.stdout, "a resumed QAT run keeps its ranges",
+      p.stdout[-2000:])
+trained = final_data(os.path.join(Q, "log.json"))
+run("eval", "--model_dir", Q, "--eval_batch_size", "500", "--int8")
+qat_int8 = final_data(os.path.join(Q, "log.json"))
+check(qat_int8["form"].startswith("int8") and abs(qat_int8["top1_accuracy"] - trained["top1_accuracy"]) <= 0.005,
+      f"eval --int8 after --qat: top-1 {qat_int8['top1_accuracy']}, the QAT evaluation's {trained['top1_accuracy']}")
+p = run("quantize", "--model_dir", Q, "--data_dir", DATA, "--qat", expect=None)
+check(p.returncode != 0 and "--qat" in p.stderr, "quantize does not take --qat", p.stderr)
+
 # The Triton repository: config.pbtxt parses as Triton's ModelConfig (tritonclient's model_config_pb2, loaded by
 # path: its package would pull in gRPC) and agrees with the ONNX file.
 pb2_path = None
