@@ -5,7 +5,7 @@ the timed forwards (oneDNN's own cache hits and misses included): the oneDNN pla
 fused ops look theirs up on every call.
 
 usage: python bench/profile_inference.py --binary build/app/convnets [--arch resnet50] [--batch 1] [--iters 5]
-       [--threads 2] [--cpu_inference plan|fused]
+       [--threads 2] [--cpu_inference plan|fused] [--int8]
 Reads both verbose formats: oneDNN 3.2's (the plan) and LibTorch's bundled oneDNN's ("v1,primitive,").
 """
 import argparse
@@ -24,6 +24,7 @@ parser.add_argument("--batch", type=int, default=1)
 parser.add_argument("--iters", type=int, default=5)
 parser.add_argument("--threads", type=int, default=os.cpu_count())
 parser.add_argument("--cpu_inference", default="plan", choices=["plan", "fused"])
+parser.add_argument("--int8", action="store_true", help="the int8 plan (random weights, synthetic calibration)")
 args = parser.parse_args()
 
 model_dir = tempfile.mkdtemp(prefix="profile_")
@@ -32,7 +33,7 @@ warmup = 2
 env = dict(os.environ, ONEDNN_VERBOSE="2", OMP_NUM_THREADS=str(args.threads))
 p = subprocess.run([args.binary, "inference_benchmark", "--arch", args.arch, "--batch_sizes", str(args.batch),
                     "--num_iter", str(args.iters), "--iter_unit", "batch", "--warmup_steps", str(warmup),
-                    "--model_dir", model_dir, "--cpu_inference", args.cpu_inference],
+                    "--model_dir", model_dir, "--cpu_inference", args.cpu_inference] + (["--int8"] if args.int8 else []),
                    capture_output=True, text=True, env=env, check=True)
 events = [json.loads(l[5:]) for l in open(os.path.join(model_dir, "log.json")) if l.startswith("DLLL ")]
 latency = [e["data"]["latency_avg"] for e in events if e["type"] == "LOG" and "latency_avg" in e["data"]][-1]

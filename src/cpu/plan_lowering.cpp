@@ -168,6 +168,13 @@ class Lowering {
       // place: the convolution's u8 output overwrites it) where the residual is int8, this is its last read,
       // and the convolution writes its own output as u8; whether it does depends on the other reads of its
       // output, so this settles by iteration (each pass only adds float reads).
+      // A multiply without an activation (the squeeze-excitation's input * gate) writes its product's u8 copy
+      // itself where only int8 ops read it: the gate scaled by 1 / the product's scale, the zero point added,
+      // rounded and saturated on the way out, one pass instead of a multiply and a quantize.
+      std::vector<bool> mul_writes_u8(n, false);
+      for (const PlanOp& op : ops)
+        if (op.op->kind == InferenceOpKind::kMul && op.op->activation == Activation::kNone)
+          mul_writes_u8[static_cast<size_t>(op.op->output)] = true;
       u8_residual_.assign(ops.size(), false);
       for (size_t i = 0; i < ops.size(); ++i)
         u8_residual_[i] = reads_int8(ops[i]) && ops[i].op->kind == InferenceOpKind::kConv &&
@@ -185,7 +192,7 @@ class Lowering {
         }
         for (size_t v = 0; v < n; ++v)
           fused[v] = is_int8(static_cast<int>(v)) && v != 0 && !float_read[v] &&
-                     producer[v] == InferenceOpKind::kConv;
+                     (producer[v] == InferenceOpKind::kConv || mul_writes_u8[v]);
         changed = false;
         for (size_t i = 0; i < ops.size(); ++i) {
           if (u8_residual_[i] && !fused[static_cast<size_t>(ops[i].op->output)]) {
@@ -621,23 +628,37 @@ class Lowering {
   }
 
   // input (*|+) other, `other` broadcast over H and W where it is 1x1 (the gate); in place.
+  // int8 plan: a multiply may write its output's u8 copy (q = round(input * other / scale) + zero point,
+  // saturated): the scale folded into `other`'s, the zero point a linear post-op.
   int lower_binary(size_t i) {
-    const PlanOp& op = items_[i].op;
+    const Item& item = items_[i];
+    const PlanOp& op = item.op;
     const InferenceOp& binary = *op.op;
+    const bool writes_u8 = item.output != binary.output;
     dnnl::post_ops post;
     append_activation(post, binary.activation);
     dnnl::primitive_attr attr = user_scratchpad();
+    Step step;
+    if (writes_u8) {
+      if (binary.kind != InferenceOpKind::kMul || binary.activation != Activation::kNone)
+        throw std::logic_error(binary.name + ": only a multiply without activation writes u8");
+      attr.set_scales_mask(DNNL_ARG_SRC_1, 0);
+      step.args[DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC_1] =
+          runtime_scalar(1.0 / value_scale(item.output), false);
+      if (const int zp = zero_point(item.output); zp != 0)
+        post.append_eltwise(dnnl::algorithm::eltwise_linear, 1.0f, static_cast<float>(zp));
+    }
     attr.set_post_ops(post);
+    const memory::desc dst_desc = writes_u8 ? u8_desc(item.output) : desc(op.input);
     const dnnl::binary::primitive_desc pd(
         cpu_engine(),
         binary.kind == InferenceOpKind::kMul ? dnnl::algorithm::binary_mul : dnnl::algorithm::binary_add,
-        desc(op.input), desc(op.other), desc(op.input), attr);
-    Step step;
+        desc(op.input), desc(op.other), dst_desc, attr);
     step.values.emplace_back(DNNL_ARG_SRC_0, op.input);
     step.values.emplace_back(DNNL_ARG_SRC_1, op.other);
-    p_.value_desc[static_cast<size_t>(binary.output)] = desc(op.input);
+    p_.value_desc[static_cast<size_t>(item.output)] = dst_desc;
     add_step(pd, dnnl::binary(pd), std::move(step), describe(binary, pd));
-    return last_read_at(op.input, i) && op.other != op.input ? op.input : -1;
+    return !writes_u8 && last_read_at(op.input, i) && op.other != op.input ? op.input : -1;
   }
 
   int lower_linear(size_t i) {

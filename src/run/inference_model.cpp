@@ -29,6 +29,8 @@ InferenceModel::InferenceModel(ConvNetPtr model, const std::string& arch, const 
     int8 = &*qat;
   }
   if (int8) {
+    if (device.autocast && console && !qat)
+      console->notice("--int8 runs the int8 arithmetic: --amp does not apply to it");
     InferenceGraph graph = inference_graph(*model_, arch);
     const Int8Calibration& calibration = calibration_for(int8->file, graph, int8->path);
     if (!device.device.is_cuda() && cpu.cpu_inference == CpuInferenceKernels::kPlan) {

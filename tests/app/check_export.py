@@ -206,6 +206,17 @@ for runtime, logits in (("ONNX Runtime", np.concatenate(ort_int8)), ("OpenVINO",
           f"{runtime} on the QDQ file: top-1 {top1} (convnets eval --int8: {ours_int8['top1_accuracy']}, float32 "
           f"{evaluated['top1_accuracy']})")
 
+# export --int8 --triton_repository: the repository's model is the QDQ file, its config says int8 in its name only.
+INT8_REPO = os.path.join(WORK, "triton_int8")
+run("export", "--model_dir", A, "--int8", "--triton_repository", INT8_REPO, "--triton_model_name", "fm_int8",
+    "--triton_instance_kind", "cpu")
+repo_model = onnx.load(os.path.join(INT8_REPO, "fm_int8", "1", "model.onnx"))
+repo_ops = [n.op_type for n in repo_model.graph.node]
+check(repo_ops.count("QuantizeLinear") == 18 and
+      {m.key: m.value for m in repo_model.metadata_props}.get("convnets.precision") == "int8 (QDQ)" and
+      'name: "fm_int8"' in open(os.path.join(INT8_REPO, "fm_int8", "config.pbtxt")).read(),
+      "export --int8 --triton_repository: the repository holds the QDQ model")
+
 # Quantization-aware training: --qat fine-tunes from A's final weights with the ranges A's quantization file holds
 # for them, keeps a quantization file of the weights it saves (qat: true), and its evaluation is of the int8 form:
 # eval --int8 on the saved weights gets its top-1 (the same int8 plan on the same weights: measured equal; 0.5 pp
