@@ -189,9 +189,13 @@ qdq = onnx.load(QDQ)
 onnx.checker.check_model(qdq, full_check=True)
 ops = [n.op_type for n in qdq.graph.node]
 convs = ops.count("Conv") + ops.count("Gemm")
-check(ops.count("QuantizeLinear") == 18 and ops.count("DequantizeLinear") == 18 + 2 * convs and
+int32_biases = sum(t.name.endswith(".bias_quantized") for t in qdq.graph.initializer)
+check(ops.count("QuantizeLinear") == 18 and ops.count("DequantizeLinear") == 18 + convs + int32_biases and
+      convs == 21 and int32_biases == 15 and
       {m.key: m.value for m in qdq.metadata_props}.get("convnets.precision") == "int8 (QDQ)",
-      f"QDQ: 18 int8 values of ResNet-18 quantized, weights and biases of its {convs} convolutions dequantized")
+      f"QDQ: 18 int8 values of ResNet-18 quantized, the weights of its {convs} convolutions and the int32 biases of "
+      f"the 15 whose outputs are requantized dequantized ({int32_biases}); the stem, shortcuts, the last block's "
+      "conv2 (the pool reads it) and the classifier keep float32 biases")
 import openvino as ov
 qdq_session = ort.InferenceSession(QDQ, providers=["CPUExecutionProvider"])
 qdq_ov = ov.Core().compile_model(QDQ, "CPU")
